@@ -1,0 +1,2 @@
+"""qmspec: declarative embedding-model migrations for Qdrant."""
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""Command line: parse, call the library, render, choose the exit code. No logic a library test cannot reach.
+
+Exit codes: 0 success or no changes, 1 error, 2 changes pending (with --detailed-exitcode),
+3 plan refused by a safety rule, 4 a saved plan is stale.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .connect import resolve_target
+from .errors import QmspecError, SpecError
+from .live import observe
+from .plan import LoadFiles, Plan
+from .planner import plan_migration
+from .render import render
+from .rules import CLASSES, RULES
+from .spec import SCHEMA_PATH, load_spec
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE = 0, 1, 2, 3, 4
+
+
+def connection_options(command):
+    command = click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default QDRANT_API_KEY).")(command)
+    command = click.option("--url", metavar="URL", help="Qdrant server URL.")(command)
+    command = click.option("--path", metavar="DIR", help="Embedded Qdrant store (default .qmspec/qdrant).")(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qmspec")
+def cli():
+    """Declarative embedding-model migrations for Qdrant."""
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(specs):
+    """Check spec files against the schema and the semantic rules. Touches no Qdrant."""
+    failed = False
+    for path in specs:
+        try:
+            load_spec(path)
+            click.echo(f"ok: {path}")
+        except SpecError as error:
+            failed = True
+            click.echo(str(error), err=True)
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON, to apply exactly as saved.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes to make.")
+@connection_options
+def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env):
+    """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    click.echo(f"reading live state from the {target.describe()}", err=True)
+    live = observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
+                   focus_aliases=[spec.alias], files=spec.source.files)
+    result = plan_migration(spec, live, spec_file=spec_path)
+    click.echo(render(result, fmt), nl=False)
+    if out and result.refused:
+        click.echo(f"not saving {out}: a refused plan cannot be applied", err=True)
+    elif out:
+        Path(out).write_text(result.to_json(), encoding="utf-8")
+        click.echo(f"saved plan {result.hash} to {out}", err=True)
+    if result.refused:
+        sys.exit(EXIT_REFUSED)
+    sys.exit(EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK)
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@connection_options
+def show(plan_path, fmt, path, url, api_key_env):
+    """Print a saved plan; exit 4 if live state has moved since it was made."""
+    saved = Plan.from_json(Path(plan_path).read_text(encoding="utf-8"))
+    click.echo(render(saved, fmt), nl=False)
+    target = resolve_target(path, url, api_key_env)
+    files = tuple(f for step in saved.steps if isinstance(step, LoadFiles) for f in step.files)
+    live = observe(target, focus=saved.prior["collections"], files=files)
+    reason = saved.stale_reason(live)
+    if reason:
+        click.echo(f"stale plan: {reason}; run `qmspec plan` again", err=True)
+        sys.exit(EXIT_STALE)
+
+
+@cli.command()
+def schema():
+    """Print the spec's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
+    click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+def rules(fmt):
+    """List the safety rules: code, class, severity, what it catches and the way out."""
+    if fmt == "markdown":
+        click.echo("| code | class | severity | rule | way out | can be accepted |\n|---|---|---|---|---|---|")
+        for rule in RULES.values():
+            click.echo(f"| `{rule.code}` | {rule.category} | {rule.severity} | {rule.title} | {rule.fix} | {'yes' if rule.allowable else 'no'} |")
+        return
+    for rule in RULES.values():
+        click.echo(f"{rule.code}  {rule.severity:<7}  {CLASSES[rule.code[:2]]}: {rule.title}\n        fix: {rule.fix}")
+
+
+def main() -> None:
+    """Entry point: every expected failure is a message and exit 1, never a traceback. Usage errors exit 1 too,
+    since 2 means 'changes pending'."""
+    try:
+        cli.main(standalone_mode=False)
+    except QmspecError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_ERROR)
+    except Exception as error:  # noqa: BLE001 - a bug in qmspec: say so plainly, keep the traceback on demand
+        if os.environ.get("QMSPEC_DEBUG"):
+            raise
+        click.echo(f"internal error (a qmspec bug, please report it): {type(error).__name__}: {error}\n"
+                   "rerun with QMSPEC_DEBUG=1 for the traceback", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""qmspec's own error types: every failure a user can cause ends as one of these, never a traceback."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class QmspecError(Exception):
+    """Base for errors shown to the user as a message, with exit code 1."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, located precisely enough to fix without reading the source."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}\n    fix: {self.fix}"
+
+
+class SpecError(QmspecError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class QdrantAccessError(QmspecError):
+    """Qdrant could not be reached or refused a read; the message says which store and what to check."""
+
+
+class PlanFileError(QmspecError):
+    """A saved plan file is unreadable or was written by an incompatible qmspec."""

@@ -1,0 +1,119 @@
+"""Read live Qdrant state into a LiveState. Read-only: planning never writes to Qdrant."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from contextlib import nullcontext
+
+from .connect import Target, open_client, scrub
+from .errors import QdrantAccessError, QmspecError
+from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+
+
+def observe(target: Target, focus: list[str] | None = None, focus_aliases: list[str] = (), files: tuple[str, ...] = (),
+            client=None) -> LiveState:
+    """Read the live state at `target`. `focus` names collections whose points are counted exactly (the ones a
+    plan touches), `focus_aliases` adds the collections those aliases serve; None counts every collection exactly.
+    An embedded store that does not exist yet is empty: planning must not create it."""
+    file_counts = {path: count_records(path) for path in files}
+    if client is None and target.embedded and not os.path.isdir(target.path):
+        return LiveState(server_version=importlib.metadata.version("qdrant-client"), embedded=True, files=file_counts)
+    context = nullcontext(client) if client is not None else open_client(target)
+    with context as opened:
+        try:
+            return read_live_state(opened, embedded=target.embedded, focus=focus, focus_aliases=focus_aliases, files=file_counts)
+        except QdrantAccessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises many types; the user needs one message
+            message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, target)
+            raise QdrantAccessError(f"reading the {target.describe()} failed: {message}") from None
+
+
+def read_live_state(client, embedded: bool, focus: list[str] | None = None, focus_aliases: list[str] = (),
+                    files: dict | None = None) -> LiveState:
+    names = sorted(collection.name for collection in client.get_collections().collections)
+    aliases = {alias.alias_name: alias.collection_name for alias in client.get_aliases().aliases}
+    focus_set = set(names if focus is None else focus) | {aliases[a] for a in focus_aliases if a in aliases}
+    collections = {name: read_collection(client, name, exact=name in focus_set) for name in names}
+    return LiveState(
+        server_version=_server_version(client),
+        embedded=embedded,
+        collections=collections,
+        aliases=dict(sorted(aliases.items())),
+        files=files or {},
+    )
+
+
+def _server_version(client) -> str | None:
+    try:
+        return client.info().version
+    except Exception:  # noqa: BLE001 - an old server without /info: capabilities fall back to "assume current"
+        return None
+
+
+def read_collection(client, name: str, exact: bool) -> LiveCollection:
+    info = client.get_collection(name)
+    params = info.config.params
+    points = client.count(name, exact=True).count if exact else (info.points_count or 0)
+    return LiveCollection(
+        name=name,
+        vectors=_dense_vectors(params.vectors),
+        sparse_vectors=tuple(
+            LiveSparseVector(
+                name=vector_name,
+                modifier=_value(sparse.modifier) or "none",
+                on_disk=bool(sparse.index and sparse.index.on_disk),
+            )
+            for vector_name, sparse in sorted((params.sparse_vectors or {}).items())
+        ),
+        points=points,
+        points_exact=exact,
+        hnsw=_plain(info.config.hnsw_config),
+        optimizers=_plain(info.config.optimizer_config),
+        quantization=_plain(info.config.quantization_config) or None,
+        on_disk_payload=params.on_disk_payload,
+        replication_factor=params.replication_factor,
+        write_consistency_factor=params.write_consistency_factor,
+        metadata=dict(info.config.metadata or {}),
+        status=_value(info.status) or "green",
+    )
+
+
+def _dense_vectors(vectors) -> tuple[LiveDenseVector, ...]:
+    if vectors is None:
+        return ()
+    if not isinstance(vectors, dict):  # a single unnamed vector
+        vectors = {"": vectors}
+    return tuple(
+        LiveDenseVector(
+            name=name,
+            size=params.size,
+            distance=_value(params.distance),
+            on_disk=bool(params.on_disk),
+            datatype=_value(params.datatype) or "float32",
+            multivector=_value(params.multivector_config.comparator) if params.multivector_config else None,
+            hnsw=_plain(params.hnsw_config),
+            quantization=_plain(params.quantization_config) or None,
+        )
+        for name, params in sorted(vectors.items())
+    )
+
+
+def _value(enum_or_none):
+    return getattr(enum_or_none, "value", enum_or_none)
+
+
+def _plain(model) -> dict:
+    """A pydantic config as a plain dict without unset (None) fields, enums as their values."""
+    if model is None:
+        return {}
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def count_records(path: str) -> int:
+    """Records in a JSON Lines file: its non-blank lines. Counted without parsing, so planning stays fast."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError as exc:
+        raise QmspecError(f"cannot read source file {path}: {exc.strerror}; check source.files in the spec") from None

@@ -1,0 +1,94 @@
+"""The live state of Qdrant as plain values: what the planner diffs against and what a saved plan pins.
+
+Pure data; `live.py` fills it from a client. Keeping the types here lets diff, rules and planner stay
+free of qdrant_client and be tested with hand-built values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+METADATA_KEY = "qmspec"  # collection metadata qmspec stamps: {"qmspec": {"spec_hash", "alias", "vectors": {...}}}
+
+
+@dataclass(frozen=True)
+class LiveDenseVector:
+    name: str  # "" for a collection's single unnamed vector
+    size: int
+    distance: str
+    on_disk: bool = False
+    datatype: str = "float32"
+    multivector: str | None = None
+    hnsw: dict = field(default_factory=dict)
+    quantization: dict | None = None
+
+
+@dataclass(frozen=True)
+class LiveSparseVector:
+    name: str
+    modifier: str = "none"
+    on_disk: bool = False
+
+
+@dataclass(frozen=True)
+class LiveCollection:
+    name: str
+    vectors: tuple[LiveDenseVector, ...] = ()
+    sparse_vectors: tuple[LiveSparseVector, ...] = ()
+    points: int = 0
+    points_exact: bool = False
+    hnsw: dict = field(default_factory=dict)
+    optimizers: dict = field(default_factory=dict)
+    quantization: dict | None = None
+    on_disk_payload: bool | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    metadata: dict = field(default_factory=dict)
+    status: str = "green"
+
+    @property
+    def unnamed(self) -> bool:
+        return any(vector.name == "" for vector in self.vectors)
+
+    def vector(self, name: str) -> LiveDenseVector | LiveSparseVector | None:
+        for vector in (*self.vectors, *self.sparse_vectors):
+            if vector.name == name:
+                return vector
+        return None
+
+    def vector_names(self) -> set[str]:
+        return {vector.name for vector in (*self.vectors, *self.sparse_vectors)}
+
+    def recorded_model(self, vector: str) -> dict | None:
+        """The model identity qmspec stamped for `vector`, or None where the collection was not made by qmspec."""
+        return ((self.metadata.get(METADATA_KEY) or {}).get("vectors") or {}).get(vector)
+
+    @property
+    def managed(self) -> bool:
+        return METADATA_KEY in self.metadata
+
+
+@dataclass(frozen=True)
+class LiveState:
+    server_version: str | None
+    embedded: bool
+    collections: dict = field(default_factory=dict)  # name -> LiveCollection
+    aliases: dict = field(default_factory=dict)  # alias -> collection
+    files: dict = field(default_factory=dict)  # source file path -> record count
+
+    def aliases_of(self, collection: str) -> list[str]:
+        return sorted(alias for alias, target in self.aliases.items() if target == collection)
+
+    def fingerprint(self, collections: list[str]) -> str:
+        """What a saved plan depends on: server version, the alias map, and config and exact counts of the
+        collections it touches. Any change here makes a saved plan stale."""
+        pinned = {
+            "server_version": self.server_version,
+            "aliases": dict(sorted(self.aliases.items())),
+            "collections": {
+                name: asdict(self.collections[name]) if name in self.collections else None for name in sorted(set(collections))
+            },
+            "files": dict(sorted(self.files.items())),
+        }
+        return hashlib.sha256(json.dumps(pinned, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,252 @@
+"""The plan as data: typed steps, rule findings, and the prior state it was made from.
+
+A plan serializes to JSON and back to an equal object, and its hash is stable, so a plan saved in CI
+is the plan applied on merge (Terraform's saved plans). Step arguments are plain JSON values; sequences
+that are step fields are tuples, lists only appear inside dict arguments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .errors import PlanFileError
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: ClassVar[str] = ""
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """Collections this step reads or writes: what a saved plan's fingerprint must cover."""
+        names = [getattr(self, name, None) for name in ("collection", "source", "target", "from_collection", "to_collection")]
+        return tuple(name for name in names if name)
+
+
+@dataclass(frozen=True)
+class CreateCollection(Step):
+    kind: ClassVar[str] = "create_collection"
+    collection: str
+    vectors: dict  # name -> {size, distance, on_disk, datatype, multivector?, hnsw?, quantization?}
+    sparse_vectors: dict  # name -> {modifier, on_disk}
+    settings: dict  # hnsw, optimizers, quantization, on_disk_payload, replication_factor, ...
+    deferred_indexing: dict  # what is switched off during the bulk load, e.g. {"hnsw": {"m": 0}}; {} for none
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class LoadFiles(Step):
+    kind: ClassVar[str] = "load_files"
+    collection: str
+    files: tuple[str, ...]
+    id_field: str
+    batch_size: int
+    parallel: int
+    update_mode: str
+    points: int
+
+
+@dataclass(frozen=True)
+class CopyPoints(Step):
+    kind: ClassVar[str] = "copy_points"
+    source: str
+    target: str
+    carry: dict  # target vector -> {"from": source vector, "truncate_to": int | None}
+    batch_size: int
+    parallel: int
+    scroll_page: int
+    update_mode: str
+    points: int
+
+
+@dataclass(frozen=True)
+class EmbedVectors(Step):
+    kind: ClassVar[str] = "embed_vectors"
+    collection: str
+    vector: str
+    sparse: bool
+    model: dict  # name, backend, path, normalize, truncate_dim, options
+    text_field: str
+    batch_size: int
+    parallel: int
+    points: int
+
+
+@dataclass(frozen=True)
+class CreateVector(Step):
+    kind: ClassVar[str] = "create_vector"
+    collection: str
+    vector: str
+    sparse: bool
+    config: dict
+
+
+@dataclass(frozen=True)
+class DeleteVector(Step):
+    kind: ClassVar[str] = "delete_vector"
+    collection: str
+    vector: str
+    sparse: bool
+
+
+@dataclass(frozen=True)
+class UpdateCollection(Step):
+    kind: ClassVar[str] = "update_collection"
+    collection: str
+    changes: dict  # what update_collection sends: settings, per-vector settings, metadata
+    previous: dict  # the same keys as they are live, for rollback
+
+
+@dataclass(frozen=True)
+class RestoreIndexing(Step):
+    kind: ClassVar[str] = "restore_indexing"
+    collection: str
+    settings: dict  # the settings deferred_indexing replaced, as they should be after the load
+
+
+@dataclass(frozen=True)
+class Verify(Step):
+    kind: ClassVar[str] = "verify"
+    source: str | None  # None: compare with the source files
+    target: str
+    expected_points: int
+    count: bool
+    vectors: tuple[str, ...]
+    payload_mode: str
+    payload_sample: int
+    search: dict  # {} or {queries, using, k, min_overlap}
+    sparse: dict
+
+
+@dataclass(frozen=True)
+class SwapAlias(Step):
+    kind: ClassVar[str] = "swap_alias"
+    alias: str
+    from_collection: str | None
+    to_collection: str
+
+
+@dataclass(frozen=True)
+class DeleteCollection(Step):
+    kind: ClassVar[str] = "delete_collection"
+    collection: str
+    after: tuple[str, ...]  # step kinds that must have succeeded first
+
+
+STEP_TYPES: dict[str, type[Step]] = {
+    cls.kind: cls
+    for cls in (CreateCollection, LoadFiles, CopyPoints, EmbedVectors, CreateVector, DeleteVector, UpdateCollection,
+                RestoreIndexing, Verify, SwapAlias, DeleteCollection)
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # error, warning, info
+    title: str
+    message: str
+    fix: str
+    key: str = ""  # spec key path it concerns
+    line: int | None = None
+    allowed: bool = False  # listed in policy.allow: reported, does not refuse
+
+    @property
+    def refuses(self) -> bool:
+        return self.severity == "error" and not self.allowed
+
+
+@dataclass(frozen=True)
+class Plan:
+    alias: str
+    collection: str
+    spec_file: str
+    spec_hash: str
+    prior: dict  # {"fingerprint", "server_version", "embedded", "alias_target", "collections"}
+    steps: tuple[Step, ...]
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
+    estimate: dict = field(default_factory=dict)  # {"points_to_copy", "points_to_load", "vectors_to_embed", "vectors_to_carry"}
+    format: int = PLAN_FORMAT
+
+    @property
+    def refused(self) -> bool:
+        return any(finding.refuses for finding in self.findings)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.steps)
+
+    def stale_reason(self, live) -> str | None:
+        """Why this plan no longer fits `live` (a LiveState), or None if live state is as it was planned against."""
+        if live.fingerprint(self.prior["collections"]) == self.prior["fingerprint"]:
+            return None
+        if live.server_version != self.prior["server_version"]:
+            return f"the server version moved from {self.prior['server_version']} to {live.server_version}"
+        current_target = live.aliases.get(self.alias)
+        if current_target != self.prior["alias_target"]:
+            return f"alias {self.alias} now serves {current_target}, not {self.prior['alias_target']}"
+        return "the collections it touches, their point counts or the alias map changed since it was made"
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["steps"] = [{"kind": step.kind, **_fields(step)} for step in self.steps]
+        data["findings"] = [_fields(finding) for finding in self.findings]
+        data["notes"] = list(self.notes)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        if data.get("format") != PLAN_FORMAT:
+            raise PlanFileError(f"plan format {data.get('format')!r} is not {PLAN_FORMAT}; re-run `qmspec plan` with this qmspec")
+        try:
+            steps = tuple(_build(STEP_TYPES[step["kind"]], {k: v for k, v in step.items() if k != "kind"}) for step in data["steps"])
+            findings = tuple(_build(Finding, finding) for finding in data.get("findings", []))
+            rest = {k: v for k, v in data.items() if k not in ("steps", "findings", "notes")}
+            return cls(steps=steps, findings=findings, notes=tuple(data.get("notes", ())), **rest)
+        except (KeyError, TypeError) as exc:
+            raise PlanFileError(f"the plan file is damaged or was edited by hand ({exc}); re-run `qmspec plan`") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanFileError(f"not a plan file: invalid JSON at line {exc.lineno}; re-run `qmspec plan --out`") from None
+        if not isinstance(data, dict):
+            raise PlanFileError("not a plan file: expected a JSON object; re-run `qmspec plan --out`")
+        return cls.from_dict(data)
+
+
+def _fields(obj) -> dict:
+    return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _build(cls, values: dict):
+    """Construct a dataclass from JSON values, turning lists back into tuples where the field is a tuple."""
+    hints = typing.get_type_hints(cls)
+    converted = {}
+    for name, value in values.items():
+        origin = typing.get_origin(hints.get(name))
+        converted[name] = tuple(value) if origin is tuple and isinstance(value, list) else value
+    return cls(**converted)

@@ -1,0 +1,325 @@
+"""(Spec, LiveState) -> Plan. Pure: builds the ordered steps the spec asks for, then lets the rules judge them.
+
+Two shapes:
+- the spec's collection does not exist: create it, fill it (copy from a collection or load files), embed or
+  carry each vector, restore indexing, verify, swap the alias, and delete the old only if asked, last;
+- it exists: change in place what Qdrant can change in place, then point the alias at it if needed.
+Changes Qdrant cannot make in place are not planned around: the rules refuse them and name the way out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .diff import Change, diff_collection, same_model
+from .errors import QmspecError
+from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from .plan import (CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+                   Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
+from .rules import RuleContext, check_rules
+from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
+
+DEFAULT_HNSW_M = 16
+DEFAULT_INDEXING_THRESHOLD = 20000
+
+
+class PlanningError(QmspecError):
+    """The spec cannot be planned against this live state (not a safety refusal: there is no plan at all)."""
+
+
+@dataclass(frozen=True)
+class Situation:
+    alias_target: str | None
+    target: LiveCollection | None
+    source: LiveCollection | None
+
+
+def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None) -> Plan:
+    situation = assess(spec, live)
+    notes: list[str] = []
+    if situation.target is None:
+        steps = new_collection_steps(spec, live, situation, notes)
+        changes: tuple[Change, ...] = ()
+    else:
+        changes = tuple(diff_collection(spec, situation.target))
+        steps = in_place_steps(spec, situation, changes, notes) + alias_steps(spec, live, situation)
+    steps = tuple(steps)
+    findings = check_rules(RuleContext(spec, live, situation.alias_target, situation.target, situation.source, changes, steps))
+    touched = sorted({name for step in steps for name in step.collections} | {spec.collection} |
+                     ({situation.source.name} if situation.source else set()))
+    return Plan(
+        alias=spec.alias,
+        collection=spec.collection,
+        spec_file=spec_file or spec.file,
+        spec_hash=spec.spec_hash,
+        prior={
+            "fingerprint": live.fingerprint(touched),
+            "server_version": live.server_version,
+            "embedded": live.embedded,
+            "alias_target": situation.alias_target,
+            "collections": touched,
+        },
+        steps=steps,
+        findings=findings,
+        notes=tuple(notes),
+        estimate=estimate(steps),
+    )
+
+
+def assess(spec: Spec, live: LiveState) -> Situation:
+    if spec.alias in live.collections:
+        raise PlanningError(f"alias {spec.alias!r} is the name of an existing collection; Qdrant keeps one namespace for both. "
+                            "Rename the collection (migrate it under a new name) or choose another alias")
+    alias_target = live.aliases.get(spec.alias)
+    target = live.collections.get(spec.collection)
+    source_name = spec.source.collection or (alias_target if spec.source.kind == "alias" else None)
+    if source_name == spec.collection:
+        source_name = None  # the alias already serves the target: nothing to copy from
+    if spec.source.collection and spec.source.collection not in live.collections:
+        raise PlanningError(f"source collection {spec.source.collection!r} does not exist; check source.collection in {spec.file}")
+    if target is None and spec.source.kind == "alias" and alias_target is None:
+        raise PlanningError(f"alias {spec.alias!r} does not exist yet, so there is nothing to copy points from; "
+                            f"add `source: {{files: [...]}}` to {spec.file} to load them from files")
+    return Situation(alias_target, target, live.collections.get(source_name) if source_name else None)
+
+
+# ---------------------------------------------------------------- a new collection
+
+
+def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, notes: list[str]) -> list[Step]:
+    migration = spec.migration
+    deferred, restored = _deferral(spec)
+    steps: list[Step] = [CreateCollection(
+        collection=spec.collection,
+        vectors={v.name: _dense_config(v) for v in spec.vectors},
+        sparse_vectors={v.name: {"modifier": v.modifier, "on_disk": v.on_disk} for v in spec.sparse_vectors},
+        settings=_collection_settings(spec),
+        deferred_indexing=deferred,
+        metadata=stamp(spec),
+    )]
+    source = situation.source
+    carry: dict = {}
+    embed: list[DenseVectorSpec | SparseVectorSpec] = []
+    for vector in (*spec.vectors, *spec.sparse_vectors):
+        decision = carry_decision(vector, source)
+        notes.append(f"{vector.name}: {decision.reason}")
+        if decision.carry_from is not None:
+            carry[vector.name] = {"from": decision.carry_from, "truncate_to": decision.truncate_to}
+        else:
+            embed.append(vector)
+    if spec.source.files:
+        points = sum(live.files.get(path, 0) for path in spec.source.files)
+        steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, migration.batch_size,
+                               migration.parallel, migration.update_mode, points))
+    else:
+        points = source.points
+        steps.append(CopyPoints(source.name, spec.collection, carry, migration.batch_size, migration.parallel,
+                                migration.scroll_page, migration.update_mode, points))
+    steps += [_embed_step(spec, spec.collection, vector, points) for vector in embed]
+    if spec.cleanup_old == "delete" and spec.cleanup_when == "immediately" and situation.alias_target:
+        steps.append(DeleteCollection(situation.alias_target, after=()))
+    if deferred:
+        steps.append(RestoreIndexing(spec.collection, restored))
+    steps.append(_verify_step(spec, source, points))
+    steps.append(SwapAlias(spec.alias, situation.alias_target, spec.collection))
+    if spec.cleanup_old == "delete" and spec.cleanup_when == "after_verify" and situation.alias_target:
+        steps.append(DeleteCollection(situation.alias_target, after=("verify", "swap_alias")))
+    return steps
+
+
+@dataclass(frozen=True)
+class CarryDecision:
+    carry_from: str | None  # None: embed with the spec's model
+    truncate_to: int | None
+    reason: str
+
+
+def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveCollection | None) -> CarryDecision:
+    """Whether a vector can be copied from the source instead of re-embedded, and why (shown in the plan)."""
+    sparse = isinstance(vector, SparseVectorSpec)
+    stored = source.vector(vector.carry_from or vector.name) if source else None
+    if vector.carry_from:
+        return _explicit_carry(vector, source, stored, sparse)
+    model = vector.model
+    if source is None:
+        return CarryDecision(None, None, f"embed with {model.name} (points come from files)")
+    if stored is None or isinstance(stored, LiveSparseVector) != sparse:
+        return CarryDecision(None, None, f"embed with {model.name} (new to this data)")
+    recorded = source.recorded_model(vector.name)
+    if recorded is None:
+        return CarryDecision(None, None, f"embed with {model.name} ({source.name} records no model for it)")
+    if same_model(recorded, model.identity) and (sparse or _same_shape(vector, stored)):
+        return CarryDecision(vector.name, None, f"carry from {source.name} (same model {model.name}: no re-embedding)")
+    if (not sparse and model.matryoshka and recorded.get("model") == model.name and model.truncate_dim
+            and stored.size > model.truncate_dim and stored.distance == vector.distance):
+        return CarryDecision(vector.name, model.truncate_dim,
+                             f"truncate {source.name}.{vector.name} {stored.size} -> {model.truncate_dim} (Matryoshka prefix of {model.name}: no model run)")
+    return CarryDecision(None, None, f"re-embed with {model.name} (stored vectors come from {recorded.get('model')})")
+
+
+def _explicit_carry(vector, source, stored, sparse: bool) -> CarryDecision:
+    where = f"{'sparse_vectors' if sparse else 'vectors'}.{vector.name}.carry.from"
+    if source is None or stored is None:
+        raise PlanningError(f"{where}: source collection {source.name if source else '(none)'!r} has no vector {vector.carry_from!r}; "
+                            "carry a vector the source has, or embed with `model:`")
+    if isinstance(stored, LiveSparseVector) != sparse:
+        raise PlanningError(f"{where}: {vector.carry_from!r} is {'dense' if sparse else 'sparse'} in {source.name!r}; carry a vector of the same kind")
+    if sparse:
+        return CarryDecision(vector.carry_from, None, f"carry {source.name}.{vector.carry_from} unchanged")
+    if stored.size < vector.size or stored.multivector != vector.multivector:
+        raise PlanningError(f"{where}: {source.name}.{vector.carry_from} is {stored.size}-d"
+                            f"{' multivector' if stored.multivector else ''}; it cannot fill a {vector.size}-d vector")
+    if stored.size > vector.size:
+        return CarryDecision(vector.carry_from, vector.size,
+                             f"truncate {source.name}.{vector.carry_from} {stored.size} -> {vector.size} (Matryoshka: no model run)")
+    return CarryDecision(vector.carry_from, None, f"carry {source.name}.{vector.carry_from} unchanged (no re-embedding)")
+
+
+def _same_shape(vector: DenseVectorSpec, stored: LiveDenseVector) -> bool:
+    return (vector.size, vector.distance, vector.multivector) == (stored.size, stored.distance, stored.multivector)
+
+
+def _dense_config(vector: DenseVectorSpec) -> dict:
+    config = {"size": vector.size, "distance": vector.distance, "on_disk": vector.on_disk, "datatype": vector.datatype}
+    if vector.multivector:
+        config["multivector"] = vector.multivector
+    if vector.hnsw:
+        config["hnsw"] = vector.hnsw
+    if vector.quantization is not None:
+        config["quantization"] = vector.quantization
+    return config
+
+
+def _collection_settings(spec: Spec) -> dict:
+    settings = {"hnsw": spec.hnsw or None, "optimizers": spec.optimizers or None, "quantization": spec.quantization,
+                "on_disk_payload": spec.on_disk_payload, "replication_factor": spec.replication_factor,
+                "write_consistency_factor": spec.write_consistency_factor}
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def _deferral(spec: Spec) -> tuple[dict, dict]:
+    """What the bulk load switches off, and what restores it: the spec's value or Qdrant's default."""
+    mode = spec.migration.defer_indexing
+    if mode == "hnsw_m0":
+        return {"hnsw": {"m": 0}}, {"hnsw": {"m": spec.hnsw.get("m", DEFAULT_HNSW_M)}}
+    if mode == "indexing_threshold":
+        return ({"optimizers": {"indexing_threshold": 0}},
+                {"optimizers": {"indexing_threshold": spec.optimizers.get("indexing_threshold", DEFAULT_INDEXING_THRESHOLD)}})
+    return {}, {}
+
+
+def stamp(spec: Spec, only: list[str] | None = None) -> dict:
+    """Collection metadata recording which model produced each vector, so a later plan can tell a same-size
+    model change (MiniLM 384 -> bge-small 384) from no change."""
+    vectors = {}
+    for vector in (*spec.vectors, *spec.sparse_vectors):
+        if only is not None and vector.name not in only:
+            continue
+        if vector.model:
+            vectors[vector.name] = vector.model.identity | ({"matryoshka": True} if vector.model.matryoshka else {})
+        else:
+            vectors[vector.name] = {"carried_from": vector.carry_from}
+    return {METADATA_KEY: {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}}
+
+
+def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVectors:
+    model = vector.model
+    return EmbedVectors(
+        collection=collection,
+        vector=vector.name,
+        sparse=isinstance(vector, SparseVectorSpec),
+        model={"name": model.name, "backend": model.backend, "path": model.path, "normalize": model.normalize,
+               "truncate_dim": model.truncate_dim, "options": model.options},
+        text_field=vector.text_field,
+        batch_size=spec.migration.batch_size,
+        parallel=spec.migration.parallel,
+        points=points,
+    )
+
+
+def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Verify:
+    verify = spec.verify
+    return Verify(
+        source=source.name if source else None,
+        target=spec.collection,
+        expected_points=points,
+        count=verify.count,
+        vectors=tuple(v.name for v in (*spec.vectors, *spec.sparse_vectors)) if verify.vectors else (),
+        payload_mode=verify.payload_mode,
+        payload_sample=verify.payload_sample,
+        search=_check_args(verify.search),
+        sparse=_check_args(verify.sparse),
+    )
+
+
+def _check_args(check: SearchCheck | None) -> dict:
+    if check is None:
+        return {}
+    return {"queries": list(check.queries), "using": check.using, "k": check.k, "min_overlap": check.min_overlap}
+
+
+# ---------------------------------------------------------------- an existing collection
+
+
+def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...], notes: list[str]) -> list[Step]:
+    target = situation.target
+    steps: list[Step] = []
+    update, previous = _in_place_update(spec, target, changes)
+    if update:
+        steps.append(UpdateCollection(target.name, update, previous))
+    for change in changes:
+        if change.kind == "vector_added":
+            vector = spec.vector(change.vector)
+            if vector.carry_from:
+                raise PlanningError(f"{change.vector}: `carry` copies from another collection and needs a new one; "
+                                    f"change `collection:` in {spec.file}, or embed it with `model:`")
+            config = {"modifier": vector.modifier} if change.sparse else _dense_config(vector)
+            steps.append(CreateVector(target.name, vector.name, change.sparse, config))
+            steps.append(_embed_step(spec, target.name, vector, target.points))
+        elif change.kind == "vector_removed":
+            steps.append(DeleteVector(target.name, change.vector, change.sparse))
+        elif change.kind == "model_unrecorded":
+            notes.append(f"{change.vector}: {target.name} records no model; assuming its vectors come from "
+                         f"{change.new['model']} and recording it")
+    return steps
+
+
+def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, ...]) -> tuple[dict, dict]:
+    update: dict = {}
+    previous: dict = {}
+    for change in changes:
+        if change.kind == "collection_setting":
+            update[change.field], previous[change.field] = change.new, change.old
+        elif change.kind == "vector_setting":
+            group = "sparse_vectors" if change.sparse else "vectors"
+            update.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.new
+            previous.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.old
+    recorded = [c.vector for c in changes if c.kind in ("model_unrecorded", "vector_added")]
+    if recorded:
+        current = target.metadata.get(METADATA_KEY) or {}
+        stamped = stamp(spec, only=recorded)[METADATA_KEY]
+        update["metadata"] = {METADATA_KEY: current | stamped | {"vectors": (current.get("vectors") or {}) | stamped["vectors"]}}
+        previous["metadata"] = {METADATA_KEY: current or None}
+    return update, previous
+
+
+def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]:
+    if situation.alias_target == spec.collection:
+        return []
+    expected = situation.source.points if situation.source else situation.target.points
+    steps: list[Step] = [_verify_step(spec, situation.source, expected),
+                         SwapAlias(spec.alias, situation.alias_target, spec.collection)]
+    if spec.cleanup_old == "delete" and situation.alias_target:
+        after = ("verify", "swap_alias") if spec.cleanup_when == "after_verify" else ()
+        delete = DeleteCollection(situation.alias_target, after=after)
+        steps = [delete] + steps if spec.cleanup_when == "immediately" else steps + [delete]
+    return steps
+
+
+def estimate(steps: tuple[Step, ...]) -> dict:
+    copies = [step for step in steps if isinstance(step, CopyPoints)]
+    return {
+        "points_to_copy": sum(step.points for step in copies),
+        "points_to_load": sum(step.points for step in steps if isinstance(step, LoadFiles)),
+        "vectors_to_embed": sum(step.points for step in steps if isinstance(step, EmbedVectors)),
+        "vectors_to_carry": sum(step.points * len(step.carry) for step in copies),
+    }

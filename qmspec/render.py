@@ -1,0 +1,200 @@
+"""Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
+from __future__ import annotations
+
+from .plan import (CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+                   Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
+
+SYMBOLS = {"create_collection": "+", "load_files": "+", "copy_points": "+", "embed_vectors": "+", "create_vector": "+",
+           "update_collection": "~", "restore_indexing": "~", "verify": "?", "swap_alias": "~",
+           "delete_vector": "-", "delete_collection": "-"}
+
+
+def symbol(step: Step) -> str:
+    """Terraform's marks: + adds, ~ changes, - removes; ? checks without changing anything."""
+    if isinstance(step, SwapAlias) and step.from_collection is None:
+        return "+"
+    return SYMBOLS[step.kind]
+
+
+def render(plan: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return plan.to_json()
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan)
+
+
+# ---------------------------------------------------------------- describing steps
+
+
+def describe(step: Step) -> tuple[str, list[str]]:
+    """A one-line title and detail lines for a step, shared by every output format."""
+    if isinstance(step, CreateCollection):
+        details = [_vector_line(name, config) for name, config in step.vectors.items()]
+        details += [f"sparse {name}: modifier {config['modifier']}{', on disk' if config['on_disk'] else ''}"
+                    for name, config in step.sparse_vectors.items()]
+        details += [f"{key}: {_compact(value)}" for key, value in step.settings.items()]
+        if step.deferred_indexing:
+            details.append(f"indexing off during the load: {_compact(step.deferred_indexing)}")
+        models = {name: v.get("model") or f"carried from {v.get('carried_from')}" for name, v in step.metadata["qmspec"]["vectors"].items()}
+        details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
+        return f"create collection {step.collection}", details
+    if isinstance(step, LoadFiles):
+        return (f"load {step.points:,} points into {step.collection} from {len(step.files)} file(s)",
+                [", ".join(step.files), _batching(step)])
+    if isinstance(step, CopyPoints):
+        carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
+                   for name, c in step.carry.items()]
+        what = "payloads and vectors " + ", ".join(carried) if carried else "payloads only (scroll without vectors)"
+        return f"copy {step.points:,} points {step.source} -> {step.target}", [what, _batching(step, scroll=step.scroll_page)]
+    if isinstance(step, EmbedVectors):
+        kind = "sparse " if step.sparse else ""
+        return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
+                [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
+    if isinstance(step, CreateVector):
+        return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [_compact(step.config)]
+    if isinstance(step, DeleteVector):
+        return f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}", []
+    if isinstance(step, UpdateCollection):
+        details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()]
+        return f"update collection {step.collection} in place (no re-embedding)", details
+    if isinstance(step, RestoreIndexing):
+        return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
+    if isinstance(step, Verify):
+        return f"verify {step.target} against {step.source or 'the source files'}", [_gates(step)]
+    if isinstance(step, SwapAlias):
+        if step.from_collection:
+            return f"swap alias {step.alias}: {step.from_collection} -> {step.to_collection} (atomic)", []
+        return f"create alias {step.alias} -> {step.to_collection}", []
+    if isinstance(step, DeleteCollection):
+        gate = f"only after {' and '.join(step.after)} succeeded" if step.after else "not gated on verification"
+        return f"delete collection {step.collection}", [gate]
+    raise TypeError(f"no description for step kind {step.kind}")
+
+
+def _vector_line(name: str, config: dict) -> str:
+    parts = [f"vector {name}: {config['size']} {config['distance']} {config['datatype']}"]
+    if config.get("multivector"):
+        parts.append(f"multivector {config['multivector']}")
+    if config["on_disk"]:
+        parts.append("on disk")
+    for key in ("hnsw", "quantization"):
+        if key in config:
+            parts.append(f"{key} {_compact(config[key])}")
+    return ", ".join(parts)
+
+
+def _batching(step, scroll: int | None = None) -> str:
+    text = f"batches of {step.batch_size}, {step.parallel} stream(s), update mode {step.update_mode}"
+    return f"{text}, scroll pages of {scroll}" if scroll else text
+
+
+def _gates(step: Verify) -> str:
+    gates = []
+    if step.count:
+        gates.append(f"count = {step.expected_points:,}")
+    if step.vectors:
+        gates.append("every point has " + ", ".join(step.vectors))
+    if step.payload_mode != "off":
+        gates.append(f"payloads ({step.payload_mode if step.payload_mode == 'all' else f'sample of {step.payload_sample}'})")
+    for name, check in (("search", step.search), ("sparse", step.sparse)):
+        if check:
+            gates.append(f"{name} on {check['using']}: {len(check['queries'])} queries, overlap@{check['k']} >= {check['min_overlap']}")
+    return "; ".join(gates) if gates else "no gates"
+
+
+def _compact(value) -> str:
+    if value is None:
+        return "unset"
+    if value == {}:
+        return "none"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def summary(plan: Plan) -> str:
+    if not plan.steps:
+        return f"No changes. Alias {plan.alias} and collection {plan.collection} match the spec."
+    kinds = [step.kind for step in plan.steps]
+    e = plan.estimate
+    return (f"Plan: {kinds.count('create_collection')} collection to create, {kinds.count('update_collection')} to change in place, "
+            f"{kinds.count('delete_collection')} to delete, {kinds.count('swap_alias')} alias to move; "
+            f"{e['points_to_copy'] + e['points_to_load']:,} points to copy, {e['vectors_to_embed']:,} vectors to embed, "
+            f"{e['vectors_to_carry']:,} to carry.")
+
+
+def verdict(plan: Plan) -> str:
+    refusing = sorted({f.code for f in plan.findings if f.refuses})
+    if refusing:
+        return f"Plan refused by {len(refusing)} rule(s): {', '.join(refusing)}. Fix the spec or, where a rule allows it, accept it in policy.allow."
+    return ""
+
+
+def _where(plan: Plan, finding) -> str:
+    if finding.line:
+        return f"{plan.spec_file}:{finding.line} {finding.key}".rstrip()
+    return f"{plan.spec_file} {finding.key}".rstrip()
+
+
+# ---------------------------------------------------------------- text
+
+
+def render_text(plan: Plan) -> str:
+    prior = plan.prior
+    server = "embedded Qdrant" if prior["embedded"] else "Qdrant"
+    lines = [f"qmspec plan for alias {plan.alias} -> collection {plan.collection} ({server} {prior['server_version'] or 'version unknown'})"]
+    lines.append(f"alias {plan.alias} serves {prior['alias_target']} now" if prior["alias_target"] else f"alias {plan.alias} does not exist yet")
+    lines.append("")
+    for number, step in enumerate(plan.steps, 1):
+        title, details = describe(step)
+        lines.append(f"  {symbol(step)} {number}. {title}")
+        lines += [f"        {detail}" for detail in details if detail]
+    if plan.notes:
+        lines += ["", "Vectors:"] + [f"  {note}" for note in plan.notes]
+    if plan.findings:
+        lines += ["", "Rules:"]
+        for finding in plan.findings:
+            status = "accepted" if finding.allowed else finding.severity
+            lines.append(f"  {status:<8} {finding.code} {finding.title}")
+            lines.append(f"           {finding.message}")
+            lines.append(f"           at {_where(plan, finding)}")
+            lines.append(f"           fix: {finding.fix}")
+    lines += ["", summary(plan)]
+    if verdict(plan):
+        lines.append(verdict(plan))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def render_markdown(plan: Plan) -> str:
+    icon = "refused" if plan.refused else ("changes" if plan.steps else "no changes")
+    lines = [f"### qmspec plan: `{plan.alias}` → `{plan.collection}` ({icon})", ""]
+    target = plan.prior["alias_target"]
+    lines.append(f"Alias `{plan.alias}` serves `{target}` now." if target else f"Alias `{plan.alias}` does not exist yet.")
+    lines.append("")
+    if plan.steps:
+        lines += ["| # | | step | details |", "|---|---|---|---|"]
+        for number, step in enumerate(plan.steps, 1):
+            title, details = describe(step)
+            lines.append(f"| {number} | `{symbol(step)}` | {_md(title)} | {'<br>'.join(_md(d) for d in details if d)} |")
+        lines.append("")
+    if plan.findings:
+        lines += ["| rule | severity | finding | fix |", "|---|---|---|---|"]
+        for finding in plan.findings:
+            status = "accepted" if finding.allowed else finding.severity
+            lines.append(f"| `{finding.code}` | {status} | {_md(finding.title)}: {_md(finding.message)} (`{_where(plan, finding)}`) | {_md(finding.fix)} |")
+        lines.append("")
+    if plan.notes:
+        lines += ["<details><summary>Vectors: embed or carry</summary>", ""] + [f"- {_md(note)}" for note in plan.notes] + ["", "</details>", ""]
+    lines.append(f"**{summary(plan)}**")
+    if verdict(plan):
+        lines += ["", f"> **{verdict(plan)}**"]
+    lines += ["", f"<sub>spec `{plan.spec_file}` · spec hash `{plan.spec_hash}` · plan hash `{plan.hash}`</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,324 @@
+"""Safety rules: one small pure function per code, run over the drafted plan.
+
+Codes are stable once released and grouped by class, like Atlas's lint codes, so CI logs can be grepped:
+DS destructive, BC breaking for clients, MF may fail or corrupt, RQ needs a server capability, PF performance.
+A rule that is `allowable` can be accepted in a spec's `policy.allow`; the others describe changes Qdrant
+cannot make at all, so accepting them would only move the failure to apply time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from . import capabilities
+from .diff import Change
+from .livestate import LiveCollection, LiveState
+from .plan import CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles, Step, SwapAlias
+from .spec import Spec
+
+LARGE_MULTIVECTOR_DIM = 96  # ColBERT-style token vectors: every point stores many of them
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    spec: Spec
+    live: LiveState
+    alias_target: str | None  # collection the alias serves now
+    target: LiveCollection | None  # the spec's collection, where it exists already
+    source: LiveCollection | None  # where points are copied from
+    changes: tuple[Change, ...]  # spec vs the existing target (empty for a new collection)
+    steps: tuple[Step, ...]
+
+    def steps_of(self, *types) -> list[Step]:
+        return [step for step in self.steps if isinstance(step, types)]
+
+    def index_of(self, step: Step) -> int:
+        return self.steps.index(step)
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    severity: str
+    title: str
+    fix: str
+    allowable: bool
+    check: Callable[[RuleContext], Iterable[tuple[str, tuple]]]  # yields (message, spec key path)
+
+    @property
+    def category(self) -> str:
+        return CLASSES[self.code[:2]]
+
+
+CLASSES = {
+    "DS": "destructive",
+    "BC": "breaking for clients",
+    "MF": "may fail or corrupt",
+    "RQ": "requires a server capability",
+    "PF": "performance",
+}
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(code: str, severity: str, title: str, fix: str, allowable: bool = True):
+    def register(check):
+        RULES[code] = Rule(code, severity, title, fix, allowable, check)
+        return check
+
+    return register
+
+
+def check_rules(context: RuleContext) -> tuple[Finding, ...]:
+    findings = []
+    for code, current in RULES.items():
+        for message, key in current.check(context):
+            findings.append(
+                Finding(
+                    code=code,
+                    severity=current.severity,
+                    title=current.title,
+                    message=message,
+                    fix=current.fix,
+                    key=".".join(map(str, key)),
+                    line=context.spec.line_of(*key) if key else None,
+                    allowed=current.allowable and code in context.spec.allow,
+                )
+            )
+    return tuple(findings)
+
+
+def _changes_of(changes: Iterable[Change], kind: str, sparse: bool | None = None) -> list[Change]:
+    return [c for c in changes if c.kind == kind and (sparse is None or c.sparse == sparse)]
+
+
+def _vector_key(spec: Spec, name: str) -> tuple:
+    group = "sparse_vectors" if any(v.name == name for v in spec.sparse_vectors) else "vectors"
+    return (group, name)
+
+
+# ---------------------------------------------------------------- DS: destructive
+
+
+@rule("DS101", "error", "old collection deleted before the new one is verified and serving",
+      "delete the old collection only after `verify` and `swap_alias`: set `cleanup.when: after_verify` and keep verification gates on",
+      allowable=False)
+def old_deleted_before_verify(ctx: RuleContext):
+    for delete in ctx.steps_of(DeleteCollection):
+        position = ctx.index_of(delete)
+        before = {step.kind for step in ctx.steps[:position]}
+        verified = ctx.spec.verify.has_gates and "verify" in before
+        if not verified or "swap_alias" not in before:
+            missing = "verification is disabled" if not ctx.spec.verify.has_gates else "it comes before verify and swap_alias"
+            yield f"deleting {delete.collection!r}: {missing}; a bad migration could no longer be rolled back", ("cleanup",)
+
+
+@rule("DS102", "error", "deleting a collection drops every alias that points at it",
+      "re-point or remove the other aliases first, or keep the old collection (`cleanup.old_collection: keep`)")
+def delete_drops_other_aliases(ctx: RuleContext):
+    for delete in ctx.steps_of(DeleteCollection):
+        others = [alias for alias in ctx.live.aliases_of(delete.collection) if alias != ctx.spec.alias]
+        if others:
+            yield f"{delete.collection!r} also serves alias(es) {', '.join(others)}; Qdrant would drop them with it (an outage)", ("cleanup",)
+
+
+@rule("DS103", "error", "named vector deleted in place", "keep the vector in the spec, or migrate to a new collection without it (change `collection:`)")
+def vector_deleted_in_place(ctx: RuleContext):
+    for step in ctx.steps_of(DeleteVector):
+        yield f"{step.vector!r} would be deleted from live collection {step.collection!r}, with every stored value", ("vectors",)
+
+
+@rule("DS104", "error", "vector size, distance, datatype or multivector changed in place",
+      "give the collection a new name (`collection: <name>_v2`): qmspec creates it, migrates and swaps the alias", allowable=False)
+def shape_changed_in_place(ctx: RuleContext):
+    for change in _changes_of(ctx.changes, "vector_shape"):
+        yield (f"{change.vector!r}: {change.field} {change.old} -> {change.new} on existing collection {ctx.target.name!r}; "
+               "Qdrant cannot change it without re-creating the collection"), _vector_key(ctx.spec, change.vector)
+
+
+# ---------------------------------------------------------------- BC: breaking for clients
+
+
+@rule("BC201", "error", "query model differs from the model of the vector it queries",
+      "set `query.model` to the model that produces `query.using`, and update the application's query embedding with it",
+      allowable=False)
+def query_model_mismatch(ctx: RuleContext):
+    spec = ctx.spec
+    if not (spec.query_using and spec.query_model):
+        return
+    produced_by = _model_of(ctx, spec.query_using)
+    if produced_by and produced_by != spec.query_model:
+        yield (f"the application embeds queries with {spec.query_model!r} but {spec.query_using!r} holds vectors of "
+               f"{produced_by!r}: search results would be meaningless"), ("query", "model")
+
+
+@rule("BC202", "warning", "the model of the queried vector changes; the application must change its query model too",
+      "declare `query: {using: NAME, model: MODEL}` so the plan checks it, and deploy the new query model with the swap")
+def query_model_undeclared(ctx: RuleContext):
+    spec = ctx.spec
+    if spec.query_model or not ctx.steps_of(SwapAlias) or ctx.alias_target is None:
+        return
+    serving = ctx.live.collections.get(ctx.alias_target)
+    for vector in spec.vectors:
+        before = serving.recorded_model(vector.name) if serving else None
+        after = _model_of(ctx, vector.name)
+        if before and after and before.get("model") != after and (spec.query_using in (None, vector.name)):
+            yield f"{vector.name!r} moves from {before.get('model')!r} to {after!r}", ("query",)
+
+
+@rule("BC203", "warning", "alias re-pointed to a collection with different vector names",
+      "keep the vector names the application queries, or release the application change together with the swap")
+def alias_vector_names_differ(ctx: RuleContext):
+    for swap in ctx.steps_of(SwapAlias):
+        serving = ctx.live.collections.get(swap.from_collection or "")
+        if serving is None:
+            continue
+        missing = sorted(serving.vector_names() - {v.name for v in (*ctx.spec.vectors, *ctx.spec.sparse_vectors)})
+        if missing:
+            names = ", ".join("(unnamed)" if name == "" else repr(name) for name in missing)
+            yield f"{swap.alias!r} now serves {names} which {swap.to_collection!r} will not have; queries using them fail", ("vectors",)
+
+
+# ---------------------------------------------------------------- MF: may fail or corrupt
+
+
+@rule("MF301", "error", "alias swap without payload migration",
+      "let qmspec copy the points (omit `source` or name the collection to copy from), or load them from `source.files`",
+      allowable=False)
+def swap_without_payloads(ctx: RuleContext):
+    populated = {step.target if isinstance(step, CopyPoints) else step.collection for step in ctx.steps_of(CopyPoints, LoadFiles)}
+    for swap in ctx.steps_of(SwapAlias):
+        if swap.to_collection in populated or ctx.source is None or ctx.target is None:
+            continue
+        if ctx.target.points != ctx.source.points:
+            yield (f"{swap.to_collection!r} holds {ctx.target.points} points but {ctx.source.name!r} holds {ctx.source.points}; "
+                   "an alias only redirects queries, it copies nothing"), ("collection",)
+
+
+@rule("MF302", "error", "model change without re-embedding",
+      "give the collection a new name (`collection: <name>_v2`) so qmspec re-embeds every point into it", allowable=False)
+def model_changed_in_place(ctx: RuleContext):
+    for change in _changes_of(ctx.changes, "model_changed"):
+        yield (f"{change.vector!r} in {ctx.target.name!r} holds vectors of {change.old.get('model')!r}; the spec says "
+               f"{change.new.get('model')!r}: re-embedding in place would mix two vector spaces"), _vector_key(ctx.spec, change.vector) + ("model",)
+
+
+@rule("MF303", "error", "hybrid migration without a sparse quality check",
+      "add `verify.sparse` with sample queries (chunk-level BM25 behaves differently, especially for non-English text)")
+def hybrid_without_sparse_check(ctx: RuleContext):
+    if ctx.spec.verify.sparse:
+        return
+    had = ctx.source or ctx.target
+    added = [v.name for v in ctx.spec.sparse_vectors if not (had and had.vector(v.name))]
+    if added and ctx.spec.vectors:
+        yield f"sparse vector(s) {', '.join(map(repr, added))} are new to this data and nothing checks their quality", ("verify",)
+
+
+@rule("MF304", "warning", "Matryoshka truncation of a model not declared as trained for it",
+      "truncate only Matryoshka-trained models and declare `model.matryoshka: true`, or re-embed with a smaller model")
+def truncation_of_non_matryoshka(ctx: RuleContext):
+    for copy in ctx.steps_of(CopyPoints):
+        for name, carry in copy.carry.items():
+            if not carry.get("truncate_to"):
+                continue
+            spec_vector = ctx.spec.vector(name)
+            recorded = ctx.source.recorded_model(carry["from"]) if ctx.source else None
+            declared = bool(spec_vector and spec_vector.model and spec_vector.model.matryoshka) or bool(recorded and recorded.get("matryoshka"))
+            if not declared:
+                yield f"{name!r} keeps the first {carry['truncate_to']} dimensions of {carry['from']!r}; prefixes of other models lose much recall", _vector_key(ctx.spec, name)
+
+
+@rule("MF305", "error", "named vector added to an existing collection in place",
+      "migrate to a new collection with every vector defined up front (change `collection:`), or accept with `policy.allow: [MF305]` on Qdrant 1.18+")
+def vector_added_in_place(ctx: RuleContext):
+    for step in ctx.steps_of(CreateVector):
+        if not step.sparse:
+            yield (f"{step.vector!r} would be added to live collection {step.collection!r}; every existing point lacks it until "
+                   "the backfill ends and queries using it return partial results"), _vector_key(ctx.spec, step.vector)
+
+
+@rule("MF306", "error", "sparse vectors added to a dense-only collection in place",
+      "create a new collection with dense and sparse vectors (change `collection:`) and re-embed both, or accept with `policy.allow: [MF306]` on Qdrant 1.18+")
+def sparse_added_in_place(ctx: RuleContext):
+    for step in ctx.steps_of(CreateVector):
+        if step.sparse:
+            yield f"sparse {step.vector!r} would be added to live collection {step.collection!r}, whose points have no sparse values", _vector_key(ctx.spec, step.vector)
+
+
+# ---------------------------------------------------------------- RQ: server capabilities
+
+
+@rule("RQ401", "error", "adding or deleting a named vector in place needs Qdrant 1.18+",
+      "upgrade the server, or migrate to a new collection (change `collection:`)", allowable=False)
+def vector_change_needs_1_18(ctx: RuleContext):
+    if capabilities.supports(ctx.live.server_version, "create_vector_name"):
+        return
+    for step in ctx.steps_of(CreateVector, DeleteVector):
+        yield f"server {ctx.live.server_version} cannot {step.kind.replace('_', ' ')} {step.vector!r}", _vector_key(ctx.spec, step.vector)
+
+
+@rule("RQ402", "error", "insert-only update mode needs Qdrant 1.17+",
+      "set `migration.update_mode: upsert` (re-runs then overwrite copied points) or upgrade the server", allowable=False)
+def update_mode_needs_1_17(ctx: RuleContext):
+    if capabilities.supports(ctx.live.server_version, "update_mode"):
+        return
+    if any(step.update_mode == "insert_only" for step in ctx.steps_of(CopyPoints, LoadFiles)):
+        yield f"server {ctx.live.server_version} has no update_mode", ("migration", "update_mode")
+
+
+@rule("RQ403", "warning", "collection metadata needs Qdrant 1.16+",
+      "upgrade the server; until then qmspec cannot record which model produced each vector, and same-size model changes go unseen")
+def metadata_needs_1_16(ctx: RuleContext):
+    if capabilities.supports(ctx.live.server_version, "collection_metadata"):
+        return
+    if ctx.steps_of(CreateCollection) or ctx.target is not None:
+        yield f"server {ctx.live.server_version} stores no collection metadata", ("collection",)
+
+
+# ---------------------------------------------------------------- PF: performance
+
+
+@rule("PF501", "error", "large multivectors (ColBERT) in RAM next to dense vectors during migration",
+      "set `on_disk: true` on the multivector while the migration runs (co-located ColBERT vectors slow every query, dense ones too)")
+def multivector_in_ram(ctx: RuleContext):
+    multivectors = [v for v in ctx.spec.vectors if v.multivector and v.size >= LARGE_MULTIVECTOR_DIM and not v.on_disk]
+    has_dense = any(not v.multivector for v in ctx.spec.vectors)
+    if has_dense and ctx.steps:
+        for vector in multivectors:
+            yield f"{vector.name!r} is a {vector.size}-d multivector kept in RAM", ("vectors", vector.name, "on_disk")
+
+
+@rule("PF502", "warning", "bulk load with HNSW indexing on",
+      "set `migration.defer_indexing: hnsw_m0` (or `indexing_threshold`): the index is built once, after the load")
+def indexing_not_deferred(ctx: RuleContext):
+    loads = ctx.steps_of(CopyPoints, LoadFiles)
+    if loads and ctx.spec.migration.defer_indexing == "none":
+        points = sum(step.points for step in loads)
+        yield f"{points} points would be indexed while they arrive", ("migration", "defer_indexing")
+
+
+@rule("PF503", "warning", "batch size or parallel streams outside the advised range",
+      "use `migration.batch_size` 64-256 and `migration.parallel` 1-4")
+def batching_out_of_range(ctx: RuleContext):
+    if not ctx.steps_of(CopyPoints, LoadFiles, EmbedVectors):
+        return
+    migration = ctx.spec.migration
+    if not 64 <= migration.batch_size <= 256:
+        yield f"batch_size {migration.batch_size}", ("migration", "batch_size")
+    if migration.parallel > 4:
+        yield f"parallel {migration.parallel} streams", ("migration", "parallel")
+
+
+def _model_of(ctx: RuleContext, vector_name: str) -> str | None:
+    """The model whose vectors `vector_name` will hold once the plan ran: the spec's model, or for a carried
+    vector the model recorded on the source."""
+    vector = ctx.spec.vector(vector_name)
+    if vector is None:
+        return None
+    if vector.model is not None:
+        return vector.model.name
+    if vector.carry_from and ctx.source:
+        recorded = ctx.source.recorded_model(vector.carry_from)
+        return recorded.get("model") if recorded else None
+    return None
+

@@ -1,0 +1,482 @@
+"""Load a spec file: YAML -> JSON Schema -> environment variables -> semantic checks -> typed Spec.
+
+Every problem is collected with its file, line, key path and a fix, and raised together as one SpecError,
+so a user fixes a spec in one round instead of one error per run.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from .errors import Problem, SpecError
+from .yamlpos import YamlDocument, YamlSyntaxError, load_yaml
+
+SCHEMA_PATH = Path(__file__).with_name("qmspec.schema.json")
+DEFAULT_TEXT_FIELD = "text"
+
+
+# ---------------------------------------------------------------- typed spec
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    backend: str
+    path: str | None = None
+    normalize: bool = True
+    truncate_dim: int | None = None
+    matryoshka: bool = False
+    options: dict = field(default_factory=dict)  # backend settings (BM25 language, k, b, ...)
+
+    @property
+    def identity(self) -> dict:
+        """What is stamped into collection metadata: enough to tell whether stored vectors came from this model."""
+        identity = {"model": self.name}
+        if self.truncate_dim:
+            identity["truncate_dim"] = self.truncate_dim
+        return identity
+
+
+@dataclass(frozen=True)
+class DenseVectorSpec:
+    name: str
+    size: int
+    distance: str
+    on_disk: bool = False
+    datatype: str = "float32"
+    multivector: str | None = None  # comparator, e.g. "max_sim"
+    model: ModelSpec | None = None
+    text_field: str = DEFAULT_TEXT_FIELD
+    carry_from: str | None = None
+    hnsw: dict = field(default_factory=dict)
+    quantization: dict | None = None
+
+
+@dataclass(frozen=True)
+class SparseVectorSpec:
+    name: str
+    modifier: str = "idf"
+    on_disk: bool = False
+    model: ModelSpec | None = None
+    text_field: str = DEFAULT_TEXT_FIELD
+    carry_from: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    collection: str | None = None  # None and no files: the alias's current collection
+    files: tuple[str, ...] = ()  # relative to the working directory where possible
+    id_field: str = "id"
+
+    @property
+    def kind(self) -> str:
+        return "files" if self.files else "collection" if self.collection else "alias"
+
+
+@dataclass(frozen=True)
+class MigrationSpec:
+    batch_size: int = 128
+    parallel: int = 2
+    scroll_page: int = 1000
+    update_mode: str = "insert_only"
+    defer_indexing: str = "hnsw_m0"
+
+
+@dataclass(frozen=True)
+class SearchCheck:
+    queries: tuple[str, ...]
+    using: str | None
+    k: int = 10
+    min_overlap: float = 0.6
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    count: bool = True
+    vectors: bool = True
+    payload_mode: str = "all"
+    payload_sample: int = 1000
+    search: SearchCheck | None = None
+    sparse: SearchCheck | None = None
+
+    @property
+    def has_gates(self) -> bool:
+        return self.count or self.vectors or self.payload_mode != "off" or bool(self.search or self.sparse)
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    path: str | None = None
+    url: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    file: str
+    alias: str
+    collection: str
+    vectors: tuple[DenseVectorSpec, ...]
+    sparse_vectors: tuple[SparseVectorSpec, ...] = ()
+    source: SourceSpec = SourceSpec()
+    connection: ConnectionSpec = ConnectionSpec()
+    query_using: str | None = None
+    query_model: str | None = None
+    hnsw: dict = field(default_factory=dict)
+    optimizers: dict = field(default_factory=dict)
+    quantization: dict | None = None
+    on_disk_payload: bool | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    migration: MigrationSpec = MigrationSpec()
+    verify: VerifySpec = VerifySpec()
+    cleanup_old: str = "keep"
+    cleanup_when: str = "after_verify"
+    allow: frozenset = frozenset()
+    spec_hash: str = ""
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def vector(self, name: str) -> DenseVectorSpec | SparseVectorSpec | None:
+        for vector in (*self.vectors, *self.sparse_vectors):
+            if vector.name == name:
+                return vector
+        return None
+
+    def line_of(self, *path) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_spec(path: str | os.PathLike, environ: dict | None = None) -> Spec:
+    """Read and validate a spec file. Raises SpecError listing every problem found."""
+    environ = os.environ if environ is None else environ
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Problem(file, None, "", "spec file not found", "check the path, relative to the current directory")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(file, None, "", f"cannot read the spec: {exc}", "save it as a UTF-8 text file")]) from None
+    return parse_spec(text, file, environ)
+
+
+def parse_spec(text: str, file: str, environ: dict) -> Spec:
+    try:
+        document = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise SpecError([Problem(file, exc.line, _dotted(exc.key), exc.message, "fix the YAML at that line")]) from None
+    if not isinstance(document.data, dict):
+        raise SpecError([Problem(file, document.line_of(()), "", "the spec must be a YAML mapping (key: value lines)",
+                                 "start from specs/quickstart.yaml")])
+    problems = schema_problems(document, file)
+    if problems:
+        raise SpecError(problems)
+    data = document.data
+    context = _Context(file, document, environ, Path(file).resolve().parent)
+    spec = _build_spec(data, context)
+    context.problems.extend(semantic_problems(spec, context))
+    if context.problems:
+        raise SpecError(context.problems)
+    return spec
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def schema_problems(document: YamlDocument, file: str) -> list[Problem]:
+    problems = []
+    errors = sorted(_validator().iter_errors(document.data), key=lambda e: (document.line_of(e.absolute_path) or 0, list(map(str, e.absolute_path))))
+    for error in errors:
+        path = tuple(error.absolute_path)
+        message, fix, path = _explain(error, path)
+        problems.append(Problem(file, document.line_of(path), _dotted(path), message, fix))
+    return problems
+
+
+def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, tuple]:
+    """Turn a schema error into a sentence and a fix a person can act on."""
+    kind, value, schema = error.validator, error.instance, error.schema
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        if extra and allowed:
+            key = extra[0]
+            guess = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys here: {', '.join(allowed)}"
+            return f"unknown key {key!r}", f"remove it or correct its spelling; {hint}", path + (key,)
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        key = missing[0] if missing else "?"
+        return f"missing required key {key!r}", f"add `{key}:` here ({_describe(error, key)})", path
+    if kind == "enum":
+        return f"{value!r} is not allowed", f"use one of: {', '.join(map(str, error.validator_value))}", path
+    if kind == "const":
+        return f"{value!r} is not allowed", f"use {error.validator_value!r}", path
+    if kind == "type":
+        return f"{value!r} is not a {error.validator_value}", f"give a {error.validator_value} value", path
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"{value!r} is out of range ({kind} {error.validator_value})", f"use a value within the range", path
+    if kind == "pattern":
+        return f"{value!r} has characters that are not allowed", "use letters, digits, _ . - only (codes look like DS101)", path
+    if kind in ("minItems", "minLength", "minProperties"):
+        return "is empty", "give at least one value or remove the key", path
+    if kind == "anyOf" and path and path[-1] == "quantization":
+        return f"{value!r} is not a quantization setting", "use `none`, or one of scalar / binary / product with its options", path
+    if kind == "maxProperties":
+        return "has more than one entry", "choose exactly one of them", path
+    if kind == "uniqueItems":
+        return "lists a value twice", "remove the repeated value", path
+    return error.message, "see `qmspec schema` for what this key takes", path
+
+
+def _describe(error: jsonschema.ValidationError, key: str) -> str:
+    subschema = error.schema.get("properties", {}).get(key, {})
+    return subschema.get("description") or subschema.get("title") or "see `qmspec schema`"
+
+
+def _dotted(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ---------------------------------------------------------------- building
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class _Context:
+    file: str
+    document: YamlDocument
+    environ: dict
+    base_dir: Path
+    problems: list = field(default_factory=list)
+
+    def problem(self, path: tuple, message: str, fix: str) -> None:
+        self.problems.append(Problem(self.file, self.document.line_of(path), _dotted(path), message, fix))
+
+    def expand(self, value: str, path: tuple) -> str:
+        def replace(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.environ:
+                return self.environ[name]
+            if default is not None:
+                return default
+            self.problem(path, f"environment variable {name} is not set", f"export {name}=... or write ${{{name}:-default}}")
+            return ""
+
+        return _ENV_REF.sub(replace, value)
+
+    def resolve_file(self, value: str, path: tuple) -> str:
+        resolved = (self.base_dir / self.expand(value, path)).resolve()
+        if not resolved.is_file():
+            self.problem(path, f"file not found: {resolved}", "give a path relative to the spec file's folder")
+        # Relative to the working directory, so plans made in CI and applied on another runner name the same file.
+        return os.path.relpath(resolved) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+
+
+def _model(data: dict | None, default_backend: str) -> ModelSpec | None:
+    if not data:
+        return None
+    known = {"name", "backend", "path", "normalize", "truncate_dim", "matryoshka"}
+    return ModelSpec(
+        name=data["name"],
+        backend=data.get("backend", default_backend),
+        path=data.get("path"),
+        normalize=data.get("normalize", True),
+        truncate_dim=data.get("truncate_dim"),
+        matryoshka=data.get("matryoshka", False),
+        options={key: value for key, value in sorted(data.items()) if key not in known},
+    )
+
+
+def _dense(name: str, data: dict) -> DenseVectorSpec:
+    return DenseVectorSpec(
+        name=name,
+        size=data["size"],
+        distance=data["distance"],
+        on_disk=data.get("on_disk", False),
+        datatype=data.get("datatype", "float32"),
+        multivector=(data.get("multivector") or {}).get("comparator"),
+        model=_model(data.get("model"), "sentence-transformers"),
+        text_field=data.get("text_field", DEFAULT_TEXT_FIELD),
+        carry_from=(data.get("carry") or {}).get("from"),
+        hnsw=data.get("hnsw", {}),
+        quantization=_quantization(data.get("quantization")),
+    )
+
+
+def _sparse(name: str, data: dict) -> SparseVectorSpec:
+    return SparseVectorSpec(
+        name=name,
+        modifier=data.get("modifier", "idf"),
+        on_disk=data.get("on_disk", False),
+        model=_model(data.get("model"), "bm25"),
+        text_field=data.get("text_field", DEFAULT_TEXT_FIELD),
+        carry_from=(data.get("carry") or {}).get("from"),
+    )
+
+
+def _quantization(value) -> dict | None:
+    """`none` and absent differ: `none` asks to remove quantization, absent leaves it as it is."""
+    if value is None:
+        return None
+    return {} if value == "none" else value
+
+
+def _search_check(data: dict | None, path: tuple, context: _Context, default_using: str | None) -> SearchCheck | None:
+    if not data:
+        return None
+    queries = list(data.get("queries", []))
+    if "queries_file" in data:
+        file = context.resolve_file(data["queries_file"], path + ("queries_file",))
+        if Path(file).is_file():
+            queries += [line.strip() for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not queries:
+        context.problem(path, "no sample queries", "add `queries:` (a list) or `queries_file:`")
+    return SearchCheck(tuple(queries), data.get("using", default_using), data.get("k", 10), data.get("min_overlap", 0.6))
+
+
+def _build_spec(data: dict, context: _Context) -> Spec:
+    connection = data.get("connection", {})
+    source = data.get("source", {})
+    query = data.get("query", {})
+    migration = data.get("migration", {})
+    verify = data.get("verify", {})
+    cleanup = data.get("cleanup", {})
+    payloads = verify.get("payloads", {})
+    return Spec(
+        file=context.file,
+        alias=data["alias"],
+        collection=data["collection"],
+        vectors=tuple(_dense(name, value) for name, value in data.get("vectors", {}).items()),
+        sparse_vectors=tuple(_sparse(name, value) for name, value in data.get("sparse_vectors", {}).items()),
+        source=SourceSpec(
+            collection=source.get("collection"),
+            files=tuple(context.resolve_file(f, ("source", "files", i)) for i, f in enumerate(source.get("files", []))),
+            id_field=source.get("id_field", "id"),
+        ),
+        connection=ConnectionSpec(
+            path=context.expand(connection["path"], ("connection", "path")) if "path" in connection else None,
+            url=context.expand(connection["url"], ("connection", "url")) if "url" in connection else None,
+            api_key_env=connection.get("api_key_env"),
+        ),
+        query_using=query.get("using"),
+        query_model=query.get("model"),
+        hnsw=data.get("hnsw", {}),
+        optimizers=data.get("optimizers", {}),
+        quantization=_quantization(data.get("quantization")),
+        on_disk_payload=data.get("on_disk_payload"),
+        replication_factor=data.get("replication_factor"),
+        write_consistency_factor=data.get("write_consistency_factor"),
+        migration=MigrationSpec(**migration),
+        verify=VerifySpec(
+            count=verify.get("count", True),
+            vectors=verify.get("vectors", True),
+            payload_mode=payloads.get("mode", "all"),
+            payload_sample=payloads.get("sample_size", 1000),
+            search=_search_check(verify.get("search"), ("verify", "search"), context, query.get("using")),
+            sparse=_search_check(verify.get("sparse"), ("verify", "sparse"), context, _first_sparse(data)),
+        ),
+        cleanup_old=cleanup.get("old_collection", "keep"),
+        cleanup_when=cleanup.get("when", "after_verify"),
+        allow=frozenset(data.get("policy", {}).get("allow", [])),
+        spec_hash=spec_hash(data),
+        lines=dict(context.document.lines),
+    )
+
+
+def _first_sparse(data: dict) -> str | None:
+    return next(iter(data.get("sparse_vectors", {})), None)
+
+
+def spec_hash(data: dict) -> str:
+    """Hash of the desired state. The connection is left out: the same spec aimed at staging and prod is one spec."""
+    desired = {key: value for key, value in data.items() if key != "connection"}
+    return hashlib.sha256(json.dumps(desired, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- semantic checks
+
+
+def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
+    """Checks JSON Schema cannot express: cross-references between keys."""
+    problems: list[Problem] = []
+
+    def add(path: tuple, message: str, fix: str) -> None:
+        problems.append(Problem(context.file, spec.line_of(*path), _dotted(path), message, fix))
+
+    if spec.alias == spec.collection:
+        add(("alias",), "the alias and the collection have the same name; Qdrant keeps one namespace for both",
+            "name the collection with a version suffix, e.g. `collection: " + spec.alias + "_v1`")
+    if not spec.vectors and not spec.sparse_vectors:
+        add(("vectors",), "no vectors declared", "declare at least one named vector under `vectors:` or `sparse_vectors:`")
+    dense_names = {vector.name for vector in spec.vectors}
+    for vector in spec.sparse_vectors:
+        if vector.name in dense_names:
+            add(("sparse_vectors", vector.name), f"{vector.name!r} is declared as both dense and sparse",
+                "give the sparse vector another name, e.g. `bm25`")
+    for vector in (*spec.vectors, *spec.sparse_vectors):
+        group = "vectors" if isinstance(vector, DenseVectorSpec) else "sparse_vectors"
+        _check_vector(vector, (group, vector.name), spec, add)
+    if spec.source.files and spec.source.collection:
+        add(("source",), "both `files` and `collection` given", "keep one: points come from either files or a collection")
+    if spec.source.collection == spec.collection:
+        add(("source", "collection"), "the source is the target collection itself",
+            "copy from the collection the alias serves now (omit `source`) or from another collection")
+    if spec.source.files:
+        for vector in (*spec.vectors, *spec.sparse_vectors):
+            if vector.carry_from:
+                group = "vectors" if isinstance(vector, DenseVectorSpec) else "sparse_vectors"
+                add((group, vector.name, "carry"), "cannot carry vectors when points come from files",
+                    "give the vector a `model:` instead, or copy from a collection")
+    if spec.query_using and not spec.vector(spec.query_using):
+        add(("query", "using"), f"{spec.query_using!r} is not a declared vector",
+            f"use one of: {', '.join(v.name for v in (*spec.vectors, *spec.sparse_vectors))}")
+    for check_name in ("search", "sparse"):
+        check = getattr(spec.verify, check_name)
+        if check and check.using and not spec.vector(check.using):
+            add(("verify", check_name, "using"), f"{check.using!r} is not a declared vector", "name a vector declared in this spec")
+        elif check and not check.using:
+            add(("verify", check_name), "no vector to compare", "add `using:` here or `query.using:`")
+    return problems
+
+
+def _check_vector(vector, path: tuple, spec: Spec, add) -> None:
+    model = vector.model
+    if model is None and vector.carry_from is None:
+        add(path, "has neither `model` nor `carry`", "add `model: {name: ...}` to embed it, or `carry: {from: NAME}` to copy it")
+    if model is not None and vector.carry_from is not None:
+        add(path + ("carry",), "has both `model` and `carry`", "keep `carry` to copy stored vectors, or `model` to re-embed")
+    if isinstance(vector, DenseVectorSpec):
+        if model and model.backend == "bm25":
+            add(path + ("model", "backend"), "bm25 produces sparse vectors", "move this vector under `sparse_vectors:`")
+        if model and model.truncate_dim and model.truncate_dim != vector.size:
+            add(path + ("model", "truncate_dim"), f"truncate_dim {model.truncate_dim} differs from size {vector.size}",
+                f"set truncate_dim to {vector.size}, the size the collection stores")
+    elif model and model.backend != "bm25":
+        add(path + ("model", "backend"), f"{model.backend} produces dense vectors", "use `backend: bm25` for sparse vectors")
