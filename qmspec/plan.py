@@ -113,7 +113,8 @@ class RestoreIndexing(Step):
 @dataclass(frozen=True)
 class Verify(Step):
     kind: ClassVar[str] = "verify"
-    source: str | None  # None: compare with the source files
+    source: str | None  # collection the points came from; None where they came from files or are adopted as they are
+    source_files: tuple[str, ...]
     target: str
     expected_points: int
     count: bool
@@ -202,7 +203,7 @@ class Plan:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.to_dict(), indent=2) + "\n"  # key order kept: renders identically after a round trip
 
     @property
     def hash(self) -> str:

@@ -8,6 +8,7 @@ Changes Qdrant cannot make in place are not planned around: the rules refuse the
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .diff import Change, diff_collection, same_model
@@ -94,7 +95,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         sparse_vectors={v.name: {"modifier": v.modifier, "on_disk": v.on_disk} for v in spec.sparse_vectors},
         settings=_collection_settings(spec),
         deferred_indexing=deferred,
-        metadata=stamp(spec),
+        metadata={},
     )]
     source = situation.source
     carry: dict = {}
@@ -106,6 +107,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
             carry[vector.name] = {"from": decision.carry_from, "truncate_to": decision.truncate_to}
         else:
             embed.append(vector)
+    steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry)))
     if spec.source.files:
         points = sum(live.files.get(path, 0) for path in spec.source.files)
         steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, migration.batch_size,
@@ -207,18 +209,34 @@ def _deferral(spec: Spec) -> tuple[dict, dict]:
     return {}, {}
 
 
-def stamp(spec: Spec, only: list[str] | None = None) -> dict:
+def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None) -> dict:
     """Collection metadata recording which model produced each vector, so a later plan can tell a same-size
-    model change (MiniLM 384 -> bge-small 384) from no change."""
+    model change (MiniLM 384 -> bge-small 384) from no change. `carried` gives the identity of vectors copied
+    from the source: they keep the model that made them, whatever the spec calls them now."""
+    carried = carried or {}
     vectors = {}
     for vector in (*spec.vectors, *spec.sparse_vectors):
         if only is not None and vector.name not in only:
             continue
-        if vector.model:
+        if vector.name in carried:
+            vectors[vector.name] = carried[vector.name]
+        elif vector.model:
             vectors[vector.name] = vector.model.identity | ({"matryoshka": True} if vector.model.matryoshka else {})
-        else:
-            vectors[vector.name] = {"carried_from": vector.carry_from}
     return {METADATA_KEY: {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}}
+
+
+def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -> dict:
+    identities = {}
+    for name, how in carry.items():
+        vector = spec.vector(name)
+        if vector.model:  # carried because the source holds this very model's vectors
+            identities[name] = vector.model.identity | ({"matryoshka": True} if vector.model.matryoshka else {})
+            continue
+        recorded = dict(source.recorded_model(how["from"]) or {"model": None})
+        if how["truncate_to"]:
+            recorded["truncate_dim"] = how["truncate_to"]
+        identities[name] = recorded | {"carried_from": f"{source.name}.{how['from']}"}
+    return identities
 
 
 def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVectors:
@@ -240,6 +258,7 @@ def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Veri
     verify = spec.verify
     return Verify(
         source=source.name if source else None,
+        source_files=spec.source.files if source is None else (),
         target=spec.collection,
         expected_points=points,
         count=verify.count,
@@ -288,11 +307,11 @@ def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, 
     previous: dict = {}
     for change in changes:
         if change.kind == "collection_setting":
-            update[change.field], previous[change.field] = change.new, change.old
+            update[change.field], previous[change.field] = change.new, _same_keys(change.old, change.new)
         elif change.kind == "vector_setting":
             group = "sparse_vectors" if change.sparse else "vectors"
             update.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.new
-            previous.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.old
+            previous.setdefault(group, {}).setdefault(change.vector, {})[change.field] = _same_keys(change.old, change.new)
     recorded = [c.vector for c in changes if c.kind in ("model_unrecorded", "vector_added")]
     if recorded:
         current = target.metadata.get(METADATA_KEY) or {}
@@ -300,6 +319,13 @@ def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, 
         update["metadata"] = {METADATA_KEY: current | stamped | {"vectors": (current.get("vectors") or {}) | stamped["vectors"]}}
         previous["metadata"] = {METADATA_KEY: current or None}
     return update, previous
+
+
+def _same_keys(old, new):
+    """The live value restricted to the keys the spec changes: what a rollback must put back."""
+    if isinstance(old, dict) and isinstance(new, dict) and new:
+        return {key: old.get(key) for key in new}
+    return old
 
 
 def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]:

@@ -36,7 +36,7 @@ def describe(step: Step) -> tuple[str, list[str]]:
         details += [f"{key}: {_compact(value)}" for key, value in step.settings.items()]
         if step.deferred_indexing:
             details.append(f"indexing off during the load: {_compact(step.deferred_indexing)}")
-        models = {name: v.get("model") or f"carried from {v.get('carried_from')}" for name, v in step.metadata["qmspec"]["vectors"].items()}
+        models = {name: v.get("model") or "unknown model" for name, v in step.metadata["qmspec"]["vectors"].items()}
         details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
         return f"create collection {step.collection}", details
     if isinstance(step, LoadFiles):
@@ -61,7 +61,8 @@ def describe(step: Step) -> tuple[str, list[str]]:
     if isinstance(step, RestoreIndexing):
         return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
     if isinstance(step, Verify):
-        return f"verify {step.target} against {step.source or 'the source files'}", [_gates(step)]
+        against = step.source or (f"{len(step.source_files)} source file(s)" if step.source_files else "")
+        return f"verify {step.target}" + (f" against {against}" if against else " as it is"), [_gates(step)]
     if isinstance(step, SwapAlias):
         if step.from_collection:
             return f"swap alias {step.alias}: {step.from_collection} -> {step.to_collection} (atomic)", []
@@ -115,12 +116,14 @@ def _compact(value) -> str:
 
 def summary(plan: Plan) -> str:
     if not plan.steps:
+        if plan.refused:
+            return "Plan: no step can be planned for the changes the spec asks for."
         return f"No changes. Alias {plan.alias} and collection {plan.collection} match the spec."
     kinds = [step.kind for step in plan.steps]
     e = plan.estimate
-    return (f"Plan: {kinds.count('create_collection')} collection to create, {kinds.count('update_collection')} to change in place, "
-            f"{kinds.count('delete_collection')} to delete, {kinds.count('swap_alias')} alias to move; "
-            f"{e['points_to_copy'] + e['points_to_load']:,} points to copy, {e['vectors_to_embed']:,} vectors to embed, "
+    return (f"Plan: collections {kinds.count('create_collection')} to create, {kinds.count('update_collection')} to change in place, "
+            f"{kinds.count('delete_collection')} to delete; aliases {kinds.count('swap_alias')} to point; "
+            f"points {e['points_to_copy']:,} to copy, {e['points_to_load']:,} to load; vectors {e['vectors_to_embed']:,} to embed, "
             f"{e['vectors_to_carry']:,} to carry.")
 
 
@@ -145,7 +148,8 @@ def render_text(plan: Plan) -> str:
     server = "embedded Qdrant" if prior["embedded"] else "Qdrant"
     lines = [f"qmspec plan for alias {plan.alias} -> collection {plan.collection} ({server} {prior['server_version'] or 'version unknown'})"]
     lines.append(f"alias {plan.alias} serves {prior['alias_target']} now" if prior["alias_target"] else f"alias {plan.alias} does not exist yet")
-    lines.append("")
+    if plan.steps:
+        lines.append("")
     for number, step in enumerate(plan.steps, 1):
         title, details = describe(step)
         lines.append(f"  {symbol(step)} {number}. {title}")

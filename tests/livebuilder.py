@@ -1,0 +1,97 @@
+"""Build a real embedded Qdrant store from a scenario's `live.yaml`, so scenario tests plan against state that
+Qdrant itself reports, not against hand-written LiveState values.
+
+live.yaml:
+    server_version: 1.17.0        # optional: what the planner is told (embedded mode reports the client's version)
+    collections:
+      docs_v1:
+        vectors: {dense: {size: 4, distance: Cosine}}   # the key "" makes a single unnamed vector
+        sparse_vectors: {bm25: {modifier: idf}}
+        points: 20
+        models: {dense: sentence-transformers/all-MiniLM-L6-v2}   # stamped as qmspec metadata
+        metadata: {...}                                   # raw metadata instead of `models`
+    aliases: {docs: docs_v1}
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import yaml
+from qdrant_client import QdrantClient, models
+
+from qmspec.connect import Target
+from qmspec.live import observe
+from qmspec.livestate import METADATA_KEY, LiveState
+
+
+def build_store(path: str, description: dict) -> None:
+    client = QdrantClient(path=path)
+    try:
+        for name, collection in (description.get("collections") or {}).items():
+            create_collection(client, name, collection)
+        actions = [models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
+                   for alias, target in (description.get("aliases") or {}).items()]
+        if actions:
+            client.update_collection_aliases(change_aliases_operations=actions)
+    finally:
+        client.close()
+
+
+def create_collection(client: QdrantClient, name: str, collection: dict) -> None:
+    vectors = {vector_name: _vector_params(params) for vector_name, params in (collection.get("vectors") or {}).items()}
+    vectors_config = vectors.pop("") if "" in vectors else vectors
+    sparse = {vector_name: models.SparseVectorParams(modifier=models.Modifier.IDF if params.get("modifier") == "idf" else None)
+              for vector_name, params in (collection.get("sparse_vectors") or {}).items()}
+    metadata = collection.get("metadata")
+    if "models" in collection:
+        metadata = {METADATA_KEY: {"vectors": {vector: _identity(model) for vector, model in collection["models"].items()}}}
+    client.create_collection(name, vectors_config=vectors_config, sparse_vectors_config=sparse or None, metadata=metadata,
+                             on_disk_payload=collection.get("on_disk_payload"))
+    _fill(client, name, collection, vectors_config, sparse)
+
+
+def _identity(model) -> dict:
+    return {"model": model} if isinstance(model, str) else dict(model)
+
+
+def _vector_params(params: dict) -> models.VectorParams:
+    multivector = params.get("multivector")
+    return models.VectorParams(
+        size=params["size"],
+        distance=models.Distance(params["distance"]),
+        on_disk=params.get("on_disk"),
+        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator(multivector)) if multivector else None,
+    )
+
+
+def _fill(client: QdrantClient, name: str, collection: dict, vectors_config, sparse: dict) -> None:
+    count = collection.get("points", 0)
+    if not count:
+        return
+    rng = random.Random(name)
+    named = vectors_config if isinstance(vectors_config, dict) else {"": vectors_config}
+
+    def dense(params: models.VectorParams):
+        one = [rng.uniform(-1, 1) for _ in range(params.size)]
+        return [one, [rng.uniform(-1, 1) for _ in range(params.size)]] if params.multivector_config else one
+
+    points = []
+    for point_id in range(1, count + 1):
+        vector = {vector_name: dense(params) for vector_name, params in named.items()}
+        vector |= {vector_name: models.SparseVector(indices=[point_id % 7, 10 + point_id % 5], values=[1.0, 0.5]) for vector_name in sparse}
+        points.append(models.PointStruct(id=point_id, vector=vector.get("") if "" in vector else vector,
+                                         payload={"text": f"document {point_id}", "n": point_id}))
+    client.upsert(name, points=points)
+
+
+def observe_scenario(store_path: str, description: dict, files: tuple[str, ...] = ()) -> LiveState:
+    live = observe(Target(path=store_path), files=files)
+    if "server_version" in description:
+        live = dataclasses.replace(live, server_version=str(description["server_version"]))
+    return live
+
+
+def load_description(path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
