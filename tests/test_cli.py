@@ -1,0 +1,167 @@
+"""The command line as a user meets it: a real subprocess, its exit codes, its streams."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from .livebuilder import build_store
+
+ROOT = Path(__file__).parent.parent
+MINI = "sentence-transformers/all-MiniLM-L6-v2"
+
+LIVE_V1 = {
+    "collections": {"docs_v1": {"vectors": {"dense": {"size": 8, "distance": "Cosine"}}, "points": 5, "models": {"dense": MINI}}},
+    "aliases": {"docs": "docs_v1"},
+}
+SPEC_V2 = f"""\
+version: 1
+alias: docs
+collection: docs_v2
+vectors:
+  dense: {{size: 16, distance: Cosine, model: {{name: other/model-16}}}}
+query: {{using: dense, model: other/model-16}}
+"""
+SPEC_SAME = f"""\
+version: 1
+alias: docs
+collection: docs_v1
+vectors:
+  dense: {{size: 8, distance: Cosine, model: {{name: {MINI}}}}}
+"""
+
+
+def qmspec(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    build_store(str(tmp_path / "store"), LIVE_V1)
+    (tmp_path / "v2.yaml").write_text(SPEC_V2, encoding="utf-8")
+    (tmp_path / "same.yaml").write_text(SPEC_SAME, encoding="utf-8")
+    return tmp_path
+
+
+def test_plan_exit_codes(project):
+    assert qmspec("plan", "same.yaml", "--path", "store", cwd=project).returncode == 0
+    assert qmspec("plan", "same.yaml", "--path", "store", "--detailed-exitcode", cwd=project).returncode == 0
+    changes = qmspec("plan", "v2.yaml", "--path", "store", "--detailed-exitcode", cwd=project)
+    assert changes.returncode == 2, changes.stderr
+    assert "swap alias docs: docs_v1 -> docs_v2" in changes.stdout
+    assert qmspec("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
+
+
+def test_refused_plan_exits_3_and_is_not_saved(project):
+    (project / "bad.yaml").write_text(SPEC_V2 + "cleanup: {old_collection: delete, when: immediately}\n", encoding="utf-8")
+    result = qmspec("plan", "bad.yaml", "--path", "store", "--out", "plan.json", cwd=project)
+    assert result.returncode == 3
+    assert "DS101" in result.stdout and "Plan refused" in result.stdout
+    assert not (project / "plan.json").exists()
+
+
+def test_invalid_spec_exits_1_with_line_and_no_traceback(project):
+    (project / "broken.yaml").write_text(SPEC_V2.replace("distance: Cosine", "distance: cos"), encoding="utf-8")
+    result = qmspec("plan", "broken.yaml", "--path", "store", cwd=project)
+    assert result.returncode == 1
+    assert "broken.yaml:5: vectors.dense.distance" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert qmspec("validate", "v2.yaml", "broken.yaml", cwd=project).returncode == 1
+    assert qmspec("validate", "v2.yaml", cwd=project).stdout.strip() == "ok: v2.yaml"
+
+
+def test_usage_errors_exit_1_not_2(project):
+    result = qmspec("plan", "v2.yaml", "--format", "yaml", cwd=project)
+    assert result.returncode == 1
+    assert qmspec("plan", "v2.yaml", "--path", "a", "--url", "http://b", cwd=project).returncode == 1
+
+
+def test_formats(project):
+    as_json = qmspec("plan", "v2.yaml", "--path", "store", "--format", "json", cwd=project)
+    data = json.loads(as_json.stdout)
+    assert [step["kind"] for step in data["steps"]] == [
+        "create_collection", "copy_points", "embed_vectors", "restore_indexing", "verify", "swap_alias"]
+    markdown = qmspec("plan", "v2.yaml", "--path", "store", "--format", "markdown", cwd=project).stdout
+    assert markdown.startswith("### qmspec plan: `docs` → `docs_v2`")
+    assert "| 6 | `~` | swap alias docs: docs_v1 -> docs_v2 (atomic) |" in markdown
+
+
+def test_saved_plan_goes_stale_when_live_state_moves(project):
+    assert qmspec("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    assert qmspec("show", "plan.json", "--path", "store", cwd=project).returncode == 0
+    client = QdrantClient(path=str(project / "store"))
+    client.upsert("docs_v1", points=[models.PointStruct(id=99, vector={"dense": [0.1] * 8}, payload={"text": "new"})])
+    client.close()
+    stale = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    assert stale.returncode == 4
+    assert "stale plan" in stale.stderr
+
+
+def test_stale_when_alias_moves(project):
+    assert qmspec("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    client = QdrantClient(path=str(project / "store"))
+    client.create_collection("docs_v0", vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)})
+    client.update_collection_aliases(change_aliases_operations=[
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="docs_v0", alias_name="docs"))])
+    client.close()
+    stale = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    assert stale.returncode == 4
+    assert "alias docs now serves docs_v0, not docs_v1" in stale.stderr
+
+
+def test_damaged_plan_file_is_an_error_not_a_traceback(project):
+    (project / "plan.json").write_text("{not json", encoding="utf-8")
+    result = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    assert result.returncode == 1 and "invalid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plan_never_writes_to_qdrant(project):
+    before = _tree(project / "store")
+    assert qmspec("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
+    assert _tree(project / "store") == before
+    assert qmspec("plan", "v2.yaml", "--path", "nowhere", cwd=project).returncode == 1  # alias missing in an empty store
+    assert not (project / "nowhere").exists()
+
+
+def test_locked_embedded_store_is_a_clear_error(project):
+    holder = QdrantClient(path=str(project / "store"))
+    try:
+        result = qmspec("plan", "v2.yaml", "--path", "store", cwd=project)
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert "open in another process" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_api_key_is_never_printed_or_saved(project):
+    secret = "qmspec-test-secret-7f3a9c"
+    env = {"QMSPEC_TEST_KEY": secret}
+    result = qmspec("plan", "v2.yaml", "--url", "http://user:pw@127.0.0.1:9/", "--api-key-env", "QMSPEC_TEST_KEY",
+                    "--out", "plan.json", cwd=project, env=env)
+    assert result.returncode == 1
+    assert "server http://127.0.0.1:9/" in result.stderr
+    for text in (result.stdout, result.stderr):
+        assert secret not in text and "pw@" not in text
+
+
+def test_schema_command_prints_the_schema(project):
+    result = qmspec("schema", cwd=project)
+    assert json.loads(result.stdout)["title"] == "qmspec migration spec"
+
+
+def test_rules_catalog_is_documented_in_the_readme():
+    from qmspec.rules import RULES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code, rule in RULES.items():
+        assert f"`{code}`" in readme and rule.title in readme, code
+
+
+def _tree(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
