@@ -114,6 +114,16 @@ def _compact(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def kept(plan: Plan) -> list[str]:
+    """What the plan leaves as it is on purpose, so a reviewer sees the way back is still there."""
+    old = plan.prior["alias_target"]
+    moves = any(isinstance(step, SwapAlias) for step in plan.steps)
+    deleted = {step.collection for step in plan.steps if isinstance(step, DeleteCollection)}
+    if moves and old and old not in deleted:
+        return [f"keep collection {old} as the rollback target (delete it later with `cleanup.old_collection: delete`)"]
+    return []
+
+
 def summary(plan: Plan) -> str:
     if not plan.steps:
         if plan.refused:
@@ -154,6 +164,7 @@ def render_text(plan: Plan) -> str:
         title, details = describe(step)
         lines.append(f"  {symbol(step)} {number}. {title}")
         lines += [f"        {detail}" for detail in details if detail]
+    lines += [f"  = {line}" for line in kept(plan)]
     if plan.notes:
         lines += ["", "Vectors:"] + [f"  {note}" for note in plan.notes]
     if plan.findings:
@@ -184,6 +195,7 @@ def render_markdown(plan: Plan) -> str:
         for number, step in enumerate(plan.steps, 1):
             title, details = describe(step)
             lines.append(f"| {number} | `{symbol(step)}` | {_md(title)} | {'<br>'.join(_md(d) for d in details if d)} |")
+        lines += [f"| | `=` | {_md(line)} | |" for line in kept(plan)]
         lines.append("")
     if plan.findings:
         lines += ["| rule | severity | finding | fix |", "|---|---|---|---|"]
