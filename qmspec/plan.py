@@ -79,6 +79,20 @@ class EmbedVectors(Step):
 
 
 @dataclass(frozen=True)
+class CatchUp(Step):
+    """After the long copy and embedding: re-copy points that changed in the source meanwhile (payload hash),
+    add the ones inserted, remove the ones deleted, and embed the vectors of every point it touched."""
+
+    kind: ClassVar[str] = "catch_up"
+    source: str
+    target: str
+    carry: dict
+    embed: tuple[str, ...]  # vectors to re-embed for changed points; their models are in the embed_vectors steps
+    batch_size: int
+    scroll_page: int
+
+
+@dataclass(frozen=True)
 class CreateVector(Step):
     kind: ClassVar[str] = "create_vector"
     collection: str
@@ -142,7 +156,7 @@ class DeleteCollection(Step):
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.kind: cls
-    for cls in (CreateCollection, LoadFiles, CopyPoints, EmbedVectors, CreateVector, DeleteVector, UpdateCollection,
+    for cls in (CreateCollection, LoadFiles, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, UpdateCollection,
                 RestoreIndexing, Verify, SwapAlias, DeleteCollection)
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .diff import Change, diff_collection, same_model
 from .errors import QmspecError
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
-from .plan import (CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 from .rules import RuleContext, check_rules
 from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
@@ -117,6 +117,9 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         steps.append(CopyPoints(source.name, spec.collection, carry, migration.batch_size, migration.parallel,
                                 migration.scroll_page, migration.update_mode, points))
     steps += [_embed_step(spec, spec.collection, vector, points) for vector in embed]
+    if source is not None:
+        steps.append(CatchUp(source.name, spec.collection, carry, tuple(v.name for v in embed), migration.batch_size,
+                             migration.scroll_page))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "immediately" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=()))
     if deferred:

@@ -1,10 +1,11 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
-from .plan import (CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 
 SYMBOLS = {"create_collection": "+", "load_files": "+", "copy_points": "+", "embed_vectors": "+", "create_vector": "+",
+           "catch_up": "~",
            "update_collection": "~", "restore_indexing": "~", "verify": "?", "swap_alias": "~",
            "delete_vector": "-", "delete_collection": "-"}
 
@@ -51,6 +52,10 @@ def describe(step: Step) -> tuple[str, list[str]]:
         kind = "sparse " if step.sparse else ""
         return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
                 [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
+    if isinstance(step, CatchUp):
+        redo = f"; re-embed {', '.join(step.embed)} for the points it touches" if step.embed else ""
+        return (f"catch up {step.target} with {step.source}",
+                [f"copy points changed, added or deleted in {step.source} during the migration (payload hashes){redo}"])
     if isinstance(step, CreateVector):
         return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [_compact(step.config)]
     if isinstance(step, DeleteVector):

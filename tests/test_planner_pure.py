@@ -41,7 +41,7 @@ def codes(plan) -> set[str]:
 
 def test_same_model_same_shape_is_carried_not_re_embedded():
     plan = plan_migration(spec(), live(collection()))
-    assert kinds(plan) == ["create_collection", "copy_points", "restore_indexing", "verify", "swap_alias"]
+    assert kinds(plan) == ["create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias"]
     assert plan.steps[1].carry == {"dense": {"from": "dense", "truncate_to": None}}
     assert plan.estimate["vectors_to_embed"] == 0
 

@@ -1,0 +1,54 @@
+"""Embedders, chosen by a model's `backend`: a small registry so a user can plug in another one.
+
+Built in: `sentence-transformers` (dense), `onnx` (dense, onnxruntime). Any other backend written as
+`package.module:ClassName` is imported and constructed with the model's settings (a dict), so an HTTP
+embedding service or an in-house model plugs in by configuration alone. An embedder has `embed(texts)`
+returning one vector per text (a list of floats; for sparse embedders a (indices, values) pair).
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Protocol
+
+from ..errors import QmspecError
+
+
+class EmbedderError(QmspecError):
+    """A model could not be found, loaded or run; the message names the model and what to check."""
+
+
+class Embedder(Protocol):
+    def embed(self, texts: list[str]) -> list: ...
+
+
+BUILT_IN = {
+    "sentence-transformers": "qmspec.embed.dense:SentenceTransformerEmbedder",
+    "onnx": "qmspec.embed.dense:OnnxEmbedder",
+}
+
+_loaded: dict = {}
+_lock = threading.Lock()
+
+
+def get_embedder(model: dict) -> Embedder:
+    """One loaded embedder per distinct model settings per process: loading weights is the slow part."""
+    key = repr(sorted((k, repr(v)) for k, v in model.items()))
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = _construct(model)
+        return _loaded[key]
+
+
+def _construct(model: dict) -> Embedder:
+    backend = model.get("backend") or "sentence-transformers"
+    target = BUILT_IN.get(backend, backend)
+    if ":" not in target:
+        raise EmbedderError(f"unknown embedding backend {backend!r} for model {model.get('name')!r}; "
+                            f"use one of {', '.join(BUILT_IN)} or `package.module:ClassName`")
+    module_name, _, class_name = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise EmbedderError(f"cannot import embedder {target!r} for model {model.get('name')!r}: {exc}") from None
+    return factory(model)
