@@ -5,6 +5,7 @@ Exit codes: 0 success or no changes, 1 error, 2 changes pending (with --detailed
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,9 +13,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .connect import resolve_target
+from .apply import Journal, apply_plan
+from .connect import open_client, resolve_target
 from .errors import QmspecError, SpecError
 from .live import observe
+from .rollback import rollback as undo
+from .state import DEFAULT_STATE_DIR, FileStateStore, holder_is_dead, slug
+from .status import describe_status, render_status
+from .workflow import decide
 from .plan import LoadFiles, Plan
 from .planner import plan_migration
 from .render import render
@@ -92,6 +98,138 @@ def show(plan_path, fmt, path, url, api_key_env):
     if reason:
         click.echo(f"stale plan: {reason}; run `qmspec plan` again", err=True)
         sys.exit(EXIT_STALE)
+
+
+def _load_spec_or_plan(source: str):
+    if source.endswith(".json"):
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise QmspecError(f"cannot read plan file {source}: {exc.strerror}") from None
+        return None, Plan.from_json(text)
+    return load_spec(source), None
+
+
+def _state_store(target, state_dir: str) -> FileStateStore:
+    return FileStateStore.for_target(target.key, state_dir)
+
+
+def state_option(command):
+    return click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
+                        help="Where the apply journal and locks are kept.")(command)
+
+
+@cli.command()
+@click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+@state_option
+@connection_options
+def apply(source, auto_approve, state_dir, path, url, api_key_env):
+    """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
+    spec, saved = _load_spec_or_plan(source)
+    target = resolve_target(path, url, api_key_env, spec.connection if spec else None)
+    alias = spec.alias if spec else saved.alias
+    store = _state_store(target, state_dir)
+    store.acquire(alias, "qmspec apply " + source)
+    try:
+        with open_client(target) as client:
+            journal = Journal(store, alias, store.read(alias))
+            read_live = lambda focus, aliases, files: observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
+            decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+            if decision.action in ("refused", "fresh"):
+                click.echo(render(decision.plan, "text"), nl=False)
+            if decision.message:
+                click.echo(decision.message, err=decision.action in ("refused", "stale", "blocked"))
+            if decision.action == "nothing":
+                sys.exit(EXIT_OK)
+            if decision.action in ("refused", "stale", "blocked"):
+                sys.exit({"refused": EXIT_REFUSED, "stale": EXIT_STALE, "blocked": EXIT_ERROR}[decision.action])
+            _confirm(auto_approve)
+            if decision.action == "fresh":
+                journal.start(decision.plan)
+            try:
+                apply_plan(decision.plan, client, journal, target.embedded, click.echo)
+            finally:
+                _write_report(journal, state_dir)
+    finally:
+        store.release(alias)
+    click.echo(f"Apply complete: alias {alias} serves {decision.plan.collection}.")
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise QmspecError("apply needs confirmation: answer at a terminal, or pass --auto-approve (CI)")
+    answer = click.prompt("Apply this plan? Only 'yes' is accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise QmspecError("apply cancelled")
+
+
+def _write_report(journal: Journal, state_dir: str) -> None:
+    verification = (journal.record.get("active") or {}).get("verification")
+    if not verification:
+        return
+    folder = Path(state_dir).parent / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{slug(journal.alias)}-{journal.active['plan_hash']}"
+    Path(f"{stem}.json").write_text(verification["json"], encoding="utf-8")
+    Path(f"{stem}.md").write_text(verification["markdown"], encoding="utf-8")
+    click.echo(f"verification report: {stem}.json, {stem}.md", err=True)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--drop-new", is_flag=True, help="Also delete the collections the apply created.")
+@state_option
+@connection_options
+def rollback(spec_path, drop_new, state_dir, path, url, api_key_env):
+    """Point the alias back at the collection it served before the last apply."""
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    store = _state_store(target, state_dir)
+    store.acquire(spec.alias, "qmspec rollback " + spec_path)
+    try:
+        with open_client(target) as client:
+            undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
+    finally:
+        store.release(spec.alias)
+    click.echo(f"Rollback complete for alias {spec.alias}.")
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@state_option
+@connection_options
+def status(spec_path, fmt, state_dir, path, url, api_key_env):
+    """Where things stand: the alias's live target, the last apply and its steps, the lock."""
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    store = _state_store(target, state_dir)
+    live = observe(target, focus=[], focus_aliases=[spec.alias])
+    report = describe_status(spec.alias, store.read(spec.alias), store.lock_holder(spec.alias), live)
+    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_status(report))
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Release even a lock whose holder may still run.")
+@state_option
+@connection_options
+def unlock(spec_path, force, state_dir, path, url, api_key_env):
+    """Release the apply lock of an alias left behind by a process that died."""
+    spec = load_spec(spec_path)
+    store = _state_store(resolve_target(path, url, api_key_env, spec.connection), state_dir)
+    holder = store.lock_holder(spec.alias)
+    if holder is None:
+        click.echo(f"alias {spec.alias} is not locked")
+        return
+    if not holder_is_dead(holder) and not force:
+        raise QmspecError(f"the lock on {spec.alias} is held by live pid {holder.get('pid')} on {holder.get('host')}; "
+                          "stop that process first, or pass --force if you know it is gone")
+    store.release(spec.alias)
+    click.echo(f"released the lock on {spec.alias} (was pid {holder.get('pid')} on {holder.get('host')})")
 
 
 @cli.command()

@@ -25,6 +25,11 @@ class Target:
     def embedded(self) -> bool:
         return self.url is None
 
+    @property
+    def key(self) -> str:
+        """Names this Qdrant in state paths: the store's absolute path, or the URL without credentials."""
+        return os.path.abspath(self.path) if self.embedded else redact_url(self.url)
+
     def describe(self) -> str:
         if self.embedded:
             return f"embedded store {self.path}"

@@ -129,6 +129,7 @@ class Verify(Step):
     kind: ClassVar[str] = "verify"
     source: str | None  # collection the points came from; None where they came from files or are adopted as they are
     source_files: tuple[str, ...]
+    id_field: str
     target: str
     expected_points: int
     count: bool

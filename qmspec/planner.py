@@ -224,8 +224,24 @@ def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None
         if vector.name in carried:
             vectors[vector.name] = carried[vector.name]
         elif vector.model:
-            vectors[vector.name] = vector.model.identity | ({"matryoshka": True} if vector.model.matryoshka else {})
+            vectors[vector.name] = recorded_identity(vector)
     return {METADATA_KEY: {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}}
+
+
+def recorded_identity(vector) -> dict:
+    """What metadata says of a vector a model produced: the identity compared by later plans, plus the
+    settings that let verification (and the application's tooling) embed queries the same way."""
+    identity = dict(vector.model.identity)
+    if vector.model.matryoshka:
+        identity["matryoshka"] = True
+    if isinstance(vector, SparseVectorSpec):
+        identity["sparse"] = True
+    return identity | {"model_settings": model_settings(vector.model)}
+
+
+def model_settings(model) -> dict:
+    return {"name": model.name, "backend": model.backend, "path": model.path, "normalize": model.normalize,
+            "truncate_dim": model.truncate_dim, "options": model.options}
 
 
 def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -> dict:
@@ -233,7 +249,7 @@ def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -
     for name, how in carry.items():
         vector = spec.vector(name)
         if vector.model:  # carried because the source holds this very model's vectors
-            identities[name] = vector.model.identity | ({"matryoshka": True} if vector.model.matryoshka else {})
+            identities[name] = recorded_identity(vector)
             continue
         recorded = dict(source.recorded_model(how["from"]) or {"model": None})
         if how["truncate_to"]:
@@ -248,8 +264,7 @@ def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVector
         collection=collection,
         vector=vector.name,
         sparse=isinstance(vector, SparseVectorSpec),
-        model={"name": model.name, "backend": model.backend, "path": model.path, "normalize": model.normalize,
-               "truncate_dim": model.truncate_dim, "options": model.options},
+        model=model_settings(model),
         text_field=vector.text_field,
         batch_size=spec.migration.batch_size,
         parallel=spec.migration.parallel,
@@ -262,6 +277,7 @@ def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Veri
     return Verify(
         source=source.name if source else None,
         source_files=spec.source.files if source is None else (),
+        id_field=spec.source.id_field,
         target=spec.collection,
         expected_points=points,
         count=verify.count,

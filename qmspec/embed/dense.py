@@ -24,8 +24,9 @@ def finish(vectors: np.ndarray, truncate_dim: int | None, normalize: bool) -> np
 
 class SentenceTransformerEmbedder:
     def __init__(self, model: dict):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                            ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+            os.environ.setdefault(name, value)
         try:
             import torch
             from sentence_transformers import SentenceTransformer

@@ -1,0 +1,37 @@
+"""`qmspec status`: the alias's live target, the last apply recorded for it, its steps, and the lock."""
+from __future__ import annotations
+
+from .livestate import LiveState
+
+
+def describe_status(alias: str, record: dict, lock: dict | None, live: LiveState) -> dict:
+    active = record.get("active")
+    report = {"alias": alias, "serves": live.aliases.get(alias), "lock": lock, "last_apply": None,
+              "history": record.get("history", [])}
+    if active:
+        report["last_apply"] = {
+            "plan_hash": active["plan_hash"], "status": active["status"], "started_at": active["started_at"],
+            "finished_at": active["finished_at"], "collection": active["plan"]["collection"],
+            "alias_before": active.get("previous_alias_target", active.get("alias_before")),
+            "steps": [{"kind": s["kind"], "status": s["status"], "checkpoint": s["checkpoint"], "error": s.get("error")}
+                      for s in active["steps"]],
+        }
+    return report
+
+
+def render_status(report: dict) -> str:
+    lines = [f"alias {report['alias']} serves {report['serves'] or '(nothing: the alias does not exist)'}"]
+    last = report["last_apply"]
+    if last is None:
+        lines.append("no apply recorded")
+    else:
+        lines.append(f"last apply: plan {last['plan_hash']} -> {last['collection']}: {last['status']} "
+                     f"(started {last['started_at']}{', finished ' + last['finished_at'] if last['finished_at'] else ''})")
+        lines.append(f"alias before it: {last['alias_before'] or '(none)'}")
+        for number, step in enumerate(last["steps"], 1):
+            extra = f"  checkpoint {step['checkpoint']}" if step["checkpoint"] and step["status"] != "done" else ""
+            error = f"  error: {step['error']}" if step.get("error") else ""
+            lines.append(f"  {number}. {step['kind']:<18} {step['status']}{extra}{error}")
+    lock = report["lock"]
+    lines.append(f"lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}" if lock else "lock: free")
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""Verification gates before any alias swap: exact counts, vector completeness, payload parity and search
+quality against the old collection. Read-only; returns a report the applier acts on."""
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from dataclasses import asdict, dataclass, field
+
+from qdrant_client import models
+
+from .embed import get_embedder
+from .errors import QmspecError
+from .pipeline import payload_hash, read_records, scroll_pages
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+    figures: dict = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    target: str
+    source: str | None
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_json(self) -> str:
+        return json.dumps({"target": self.target, "source": self.source, "passed": self.passed,
+                           "checks": [asdict(check) for check in self.checks]}, indent=2) + "\n"
+
+    def to_text(self) -> str:
+        width = max([len(check.name) for check in self.checks] + [5])
+        lines = [f"verification of {self.target}" + (f" against {self.source}" if self.source else ""),
+                 f"  {'check':<{width}}  result  detail"]
+        lines += [f"  {c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.detail}" for c in self.checks]
+        lines.append(f"  verdict: {'passed' if self.passed else 'FAILED: the alias stays where it is'}")
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"### Verification of `{self.target}`" + (f" against `{self.source}`" if self.source else ""), "",
+                 "| check | result | detail |", "|---|---|---|"]
+        lines += [f"| {c.name} | {'pass' if c.passed else '**FAIL**'} | {c.detail} |" for c in self.checks]
+        lines += ["", f"**{'Passed' if self.passed else 'Failed: the alias was not moved'}**"]
+        return "\n".join(lines) + "\n"
+
+
+class VerificationFailed(QmspecError):
+    def __init__(self, report: Report):
+        self.report = report
+        failed = ", ".join(check.name for check in report.checks if not check.passed)
+        super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved")
+
+
+def verify(client, step, page_size: int = 1000) -> Report:
+    checks = []
+    if step.count:
+        checks.append(check_count(client, step))
+    for name in step.vectors:
+        checks.append(check_vector_complete(client, step.target, name))
+    if step.payload_mode != "off":
+        checks.append(check_payloads(client, step, page_size))
+    if step.search:
+        checks.append(check_search(client, step, step.search, sparse=False))
+    if step.sparse:
+        checks.append(check_search(client, step, step.sparse, sparse=True))
+    return Report(step.target, step.source, checks)
+
+
+def expected_count(client, step) -> int:
+    if step.source:
+        return client.count(step.source, exact=True).count
+    if step.source_files:
+        return sum(1 for path in step.source_files for _ in read_records(path, step.id_field))
+    return step.expected_points
+
+
+def check_count(client, step) -> Check:
+    expected = expected_count(client, step)
+    actual = client.count(step.target, exact=True).count
+    return Check("count", actual == expected, f"{actual:,} points, expected {expected:,}", {"actual": actual, "expected": expected})
+
+
+def check_vector_complete(client, collection: str, vector: str) -> Check:
+    total = client.count(collection, exact=True).count
+    having = client.count(collection, count_filter=models.Filter(must=[models.HasVectorCondition(has_vector=vector)]), exact=True).count
+    return Check(f"vector {vector}", having == total, f"{having:,} of {total:,} points have it", {"with_vector": having, "total": total})
+
+
+def check_payloads(client, step, page_size: int) -> Check:
+    expected = _expected_payload_hashes(client, step, page_size)
+    actual = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
+    ids = sorted(expected, key=str)
+    if step.payload_mode == "sample" and len(ids) > step.payload_sample:
+        ids = random.Random(0).sample(ids, step.payload_sample)
+    mismatched = [pid for pid in ids if actual.get(pid) != expected[pid]]
+    sample = ", ".join(map(str, mismatched[:5]))
+    detail = f"{len(ids) - len(mismatched):,} of {len(ids):,} payloads match" + (f" (differ: {sample}...)" if mismatched else "")
+    return Check("payloads", not mismatched, detail, {"compared": len(ids), "mismatched": len(mismatched)})
+
+
+def _expected_payload_hashes(client, step, page_size: int) -> dict:
+    if step.source:
+        return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.source, page_size) for p in page}
+    if step.source_files:
+        return {pid: payload_hash(payload) for path in step.source_files for _, pid, payload in read_records(path, step.id_field)}
+    return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
+
+
+def check_search(client, step, check: dict, sparse: bool) -> Check:
+    """Mean overlap@k of the new collection's top-k with a reference top-k: the old collection searched with its
+    own model, or where there is no old collection (or for sparse vectors, whose old side is new), the new
+    collection's dense results."""
+    name = "sparse quality" if sparse else "search quality"
+    using, k = check["using"], check["k"]
+    target_meta = _recorded(client, step.target)
+    new_model = target_meta.get(using)
+    if not new_model or not new_model.get("model_settings"):
+        return Check(name, False, f"no model recorded for {using!r} in {step.target}; cannot embed queries")
+    reference = _reference(client, step, using, sparse, target_meta)
+    if isinstance(reference, str):
+        return Check(name, False, reference)
+    ref_collection, ref_vector, ref_settings = reference
+    new_embedder = get_embedder(new_model["model_settings"])
+    ref_embedder = get_embedder(ref_settings)
+    overlaps, recalls = [], []
+    for query in check["queries"]:
+        new_ids = _search(client, step.target, using, new_embedder, query, k, sparse)
+        ref_ids = _search(client, ref_collection, ref_vector, ref_embedder, query, k, _is_sparse(client, ref_collection, ref_vector))
+        common = len(set(new_ids) & set(ref_ids))
+        overlaps.append(common / k)
+        recalls.append(common / len(ref_ids) if ref_ids else 1.0)
+    overlap = sum(overlaps) / len(overlaps)
+    recall = sum(recalls) / len(recalls)
+    passed = overlap >= check["min_overlap"]
+    detail = (f"overlap@{k} {overlap:.2f} (min {check['min_overlap']}), recall@{k} {recall:.2f} vs "
+              f"{ref_collection}.{ref_vector} over {len(check['queries'])} queries")
+    return Check(name, passed, detail, {"overlap": overlap, "recall": recall, "per_query_overlap": overlaps})
+
+
+def _reference(client, step, using: str, sparse: bool, target_meta: dict):
+    if sparse:
+        dense = [name for name, meta in target_meta.items() if meta.get("model_settings") and not meta.get("sparse")]
+        if not dense:
+            return "no dense vector with a recorded model to compare the sparse results with"
+        return step.target, dense[0], target_meta[dense[0]]["model_settings"]
+    if step.source:
+        source_meta = _recorded(client, step.source)
+        vector = using if using in source_meta else next(iter(source_meta), None)
+        settings = (source_meta.get(vector) or {}).get("model_settings")
+        if not settings:
+            return f"{step.source} records no runnable model for {vector!r}: the old results cannot be computed"
+        return step.source, vector, settings
+    return step.target, using, target_meta[using]["model_settings"]
+
+
+def _recorded(client, collection: str) -> dict:
+    metadata = client.get_collection(collection).config.metadata or {}
+    return ((metadata.get("qmspec") or {}).get("vectors")) or {}
+
+
+def _is_sparse(client, collection: str, vector: str) -> bool:
+    return vector in (client.get_collection(collection).config.params.sparse_vectors or {})
+
+
+def _search(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool) -> list:
+    embedded = embedder.embed([query])[0]
+    if sparse:
+        indices, values = embedded
+        query_vector = models.SparseVector(indices=list(indices), values=list(values))
+    else:
+        query_vector = [float(x) for x in embedded]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
+        result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)
+    return [point.id for point in result.points]
