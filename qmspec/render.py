@@ -61,7 +61,11 @@ def describe(step: Step) -> tuple[str, list[str]]:
     if isinstance(step, DeleteVector):
         return f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}", []
     if isinstance(step, UpdateCollection):
-        details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()]
+        details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()
+                   if key != "metadata"]
+        if "metadata" in step.changes:
+            recorded = step.changes["metadata"]["qmspec"]["vectors"]
+            details.append("metadata records " + ", ".join(f"{name} <- {v.get('model')}" for name, v in recorded.items()))
         return f"update collection {step.collection} in place (no re-embedding)", details
     if isinstance(step, RestoreIndexing):
         return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
