@@ -13,19 +13,18 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .apply import Journal, apply_plan
-from .connect import open_client, resolve_target
+from .connect import resolve_target
 from .errors import QmspecError, SpecError
-from .live import observe
-from .rollback import rollback as undo
-from .state import DEFAULT_STATE_DIR, FileStateStore, holder_is_dead, slug
-from .status import describe_status, render_status
-from .workflow import decide
 from .plan import LoadFiles, Plan
 from .planner import plan_migration
 from .render import render
 from .rules import CLASSES, RULES
 from .spec import SCHEMA_PATH, load_spec
+from .state import DEFAULT_STATE_DIR, FileStateStore, holder_is_dead, slug
+from .status import describe_status, render_status
+
+# qdrant_client takes ~2 s to import: commands that never reach Qdrant (validate, schema, rules) must not pay it,
+# so the modules that touch Qdrant are imported inside the commands that need them.
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE = 0, 1, 2, 3, 4
 
@@ -66,6 +65,8 @@ def validate(specs):
 @connection_options
 def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
+    from .live import observe
+
     spec = load_spec(spec_path)
     target = resolve_target(path, url, api_key_env, spec.connection)
     click.echo(f"reading live state from the {target.describe()}", err=True)
@@ -89,6 +90,8 @@ def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env):
 @connection_options
 def show(plan_path, fmt, path, url, api_key_env):
     """Print a saved plan; exit 4 if live state has moved since it was made."""
+    from .live import observe
+
     saved = Plan.from_json(Path(plan_path).read_text(encoding="utf-8"))
     click.echo(render(saved, fmt), nl=False)
     target = resolve_target(path, url, api_key_env)
@@ -126,6 +129,11 @@ def state_option(command):
 @connection_options
 def apply(source, auto_approve, state_dir, path, url, api_key_env):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
+    from .apply import Journal, apply_plan
+    from .connect import open_client
+    from .live import observe
+    from .workflow import decide
+
     spec, saved = _load_spec_or_plan(source)
     target = resolve_target(path, url, api_key_env, spec.connection if spec else None)
     alias = spec.alias if spec else saved.alias
@@ -166,7 +174,7 @@ def _confirm(auto_approve: bool) -> None:
         raise QmspecError("apply cancelled")
 
 
-def _write_report(journal: Journal, state_dir: str) -> None:
+def _write_report(journal, state_dir: str) -> None:
     verification = (journal.record.get("active") or {}).get("verification")
     if not verification:
         return
@@ -185,6 +193,10 @@ def _write_report(journal: Journal, state_dir: str) -> None:
 @connection_options
 def rollback(spec_path, drop_new, state_dir, path, url, api_key_env):
     """Point the alias back at the collection it served before the last apply."""
+    from .apply import Journal
+    from .connect import open_client
+    from .rollback import rollback as undo
+
     spec = load_spec(spec_path)
     target = resolve_target(path, url, api_key_env, spec.connection)
     store = _state_store(target, state_dir)
@@ -204,6 +216,8 @@ def rollback(spec_path, drop_new, state_dir, path, url, api_key_env):
 @connection_options
 def status(spec_path, fmt, state_dir, path, url, api_key_env):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
+    from .live import observe
+
     spec = load_spec(spec_path)
     target = resolve_target(path, url, api_key_env, spec.connection)
     store = _state_store(target, state_dir)

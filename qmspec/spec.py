@@ -302,7 +302,7 @@ class _Context:
 def _model(data: dict | None, default_backend: str) -> ModelSpec | None:
     if not data:
         return None
-    known = {"name", "backend", "path", "normalize", "truncate_dim", "matryoshka"}
+    known = {"name", "backend", "path", "normalize", "truncate_dim", "matryoshka", "options"}
     return ModelSpec(
         name=data["name"],
         backend=data.get("backend", default_backend),
@@ -310,7 +310,7 @@ def _model(data: dict | None, default_backend: str) -> ModelSpec | None:
         normalize=data.get("normalize", True),
         truncate_dim=data.get("truncate_dim"),
         matryoshka=data.get("matryoshka", False),
-        options={key: value for key, value in sorted(data.items()) if key not in known},
+        options={key: value for key, value in sorted(data.items()) if key not in known} | data.get("options", {}),
     )
 
 
@@ -478,5 +478,5 @@ def _check_vector(vector, path: tuple, spec: Spec, add) -> None:
         if model and model.truncate_dim and model.truncate_dim != vector.size:
             add(path + ("model", "truncate_dim"), f"truncate_dim {model.truncate_dim} differs from size {vector.size}",
                 f"set truncate_dim to {vector.size}, the size the collection stores")
-    elif model and model.backend != "bm25":
+    elif model and model.backend in ("sentence-transformers", "onnx"):
         add(path + ("model", "backend"), f"{model.backend} produces dense vectors", "use `backend: bm25` for sparse vectors")

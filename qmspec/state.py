@@ -69,15 +69,17 @@ class FileStateStore:
     def acquire(self, alias: str, command: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command}
+        # Write the holder to a private file, then hard-link it into place: link() fails if the lock exists, and
+        # a reader never sees a lock file without its holder in it.
+        candidate = self.root / f".{slug(alias)}.lock.{os.getpid()}"
+        write_atomically(candidate, json.dumps(holder))
         try:
-            descriptor = os.open(self._lock(alias), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(candidate, self._lock(alias))
         except FileExistsError:
             current = self.lock_holder(alias) or {}
             raise LockHeld(alias, current, stale=holder_is_dead(current)) from None
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(holder, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        finally:
+            candidate.unlink(missing_ok=True)
 
     def release(self, alias: str) -> None:
         self._lock(alias).unlink(missing_ok=True)
