@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -20,7 +21,7 @@ from .planner import plan_migration
 from .render import render
 from .rules import CLASSES, RULES
 from .spec import SCHEMA_PATH, load_spec
-from .state import DEFAULT_STATE_DIR, FileStateStore, holder_is_dead, slug
+from .state import DEFAULT_STATE_DIR, STATE_COLLECTION, FileStateStore, holder_is_dead, slug
 from .status import describe_status, render_status
 
 # qdrant_client takes ~2 s to import: commands that never reach Qdrant (validate, schema, rules) must not pay it,
@@ -113,54 +114,75 @@ def _load_spec_or_plan(source: str):
     return load_spec(source), None
 
 
-def _state_store(target, state_dir: str) -> FileStateStore:
-    return FileStateStore.for_target(target.key, state_dir)
+@contextmanager
+def session(target, state: str, state_dir: str, alias: str, command: str | None):
+    """Open the client and the state store; with a command, hold the alias's apply lock throughout. The file lock
+    is taken before the client opens, so a second apply hears about the lock, not about a busy embedded store."""
+    from .connect import open_client
+    from .state import QdrantStateStore
+
+    if state == "file":
+        store = FileStateStore.for_target(target.key, state_dir)
+        if command:
+            store.acquire(alias, command)
+        try:
+            with open_client(target) as client:
+                yield client, store
+        finally:
+            if command:
+                store.release(alias)
+        return
+    with open_client(target) as client:
+        store = QdrantStateStore(client)
+        if command:
+            store.acquire(alias, command)
+        try:
+            yield client, store
+        finally:
+            if command:
+                store.release(alias)
 
 
-def state_option(command):
-    return click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
-                        help="Where the apply journal and locks are kept.")(command)
+def state_options(command):
+    command = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
+                           help="Where file state (journal, locks) is kept.")(command)
+    return click.option("--state", "state", type=click.Choice(["file", "qdrant"]), default="file", show_default=True,
+                        help=f"Keep the journal and lock in local files, or in Qdrant ({STATE_COLLECTION}) so CI runners share them.")(command)
 
 
 @cli.command()
 @click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
-@state_option
+@state_options
 @connection_options
-def apply(source, auto_approve, state_dir, path, url, api_key_env):
+def apply(source, auto_approve, state, state_dir, path, url, api_key_env):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     from .apply import Journal, apply_plan
-    from .connect import open_client
     from .live import observe
     from .workflow import decide
 
     spec, saved = _load_spec_or_plan(source)
     target = resolve_target(path, url, api_key_env, spec.connection if spec else None)
     alias = spec.alias if spec else saved.alias
-    store = _state_store(target, state_dir)
-    store.acquire(alias, "qmspec apply " + source)
-    try:
-        with open_client(target) as client:
-            journal = Journal(store, alias, store.read(alias))
-            read_live = lambda focus, aliases, files: observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
-            decision = decide(journal.record, spec, saved, read_live, spec_file=source)
-            if decision.action in ("refused", "fresh"):
-                click.echo(render(decision.plan, "text"), nl=False)
-            if decision.message:
-                click.echo(decision.message, err=decision.action in ("refused", "stale", "blocked"))
-            if decision.action == "nothing":
-                sys.exit(EXIT_OK)
-            if decision.action in ("refused", "stale", "blocked"):
-                sys.exit({"refused": EXIT_REFUSED, "stale": EXIT_STALE, "blocked": EXIT_ERROR}[decision.action])
-            _confirm(auto_approve)
-            if decision.action == "fresh":
-                journal.start(decision.plan)
-            try:
-                apply_plan(decision.plan, client, journal, target.embedded, click.echo)
-            finally:
-                _write_report(journal, state_dir)
-    finally:
-        store.release(alias)
+    with session(target, state, state_dir, alias, "qmspec apply " + source) as (client, store):
+        journal = Journal(store, alias, store.read(alias))
+        read_live = lambda focus, aliases, files: observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
+        decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+        if decision.action in ("refused", "fresh"):
+            click.echo(render(decision.plan, "text"), nl=False)
+        if decision.message:
+            click.echo(decision.message, err=decision.action in ("refused", "stale", "blocked"))
+        if decision.action == "nothing":
+            sys.exit(EXIT_OK)
+        if decision.action in ("refused", "stale", "blocked"):
+            sys.exit({"refused": EXIT_REFUSED, "stale": EXIT_STALE, "blocked": EXIT_ERROR}[decision.action])
+        _confirm(auto_approve)
+        if decision.action == "fresh":
+            journal.start(decision.plan)
+        try:
+            apply_plan(decision.plan, client, journal, target.embedded, click.echo)
+        finally:
+            _write_report(journal, state_dir)
     click.echo(f"Apply complete: alias {alias} serves {decision.plan.collection}.")
 
 
@@ -189,60 +211,58 @@ def _write_report(journal, state_dir: str) -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--drop-new", is_flag=True, help="Also delete the collections the apply created.")
-@state_option
+@state_options
 @connection_options
-def rollback(spec_path, drop_new, state_dir, path, url, api_key_env):
+def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env):
     """Point the alias back at the collection it served before the last apply."""
     from .apply import Journal
-    from .connect import open_client
     from .rollback import rollback as undo
 
     spec = load_spec(spec_path)
     target = resolve_target(path, url, api_key_env, spec.connection)
-    store = _state_store(target, state_dir)
-    store.acquire(spec.alias, "qmspec rollback " + spec_path)
-    try:
-        with open_client(target) as client:
-            undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
-    finally:
-        store.release(spec.alias)
+    with session(target, state, state_dir, spec.alias, "qmspec rollback " + spec_path) as (client, store):
+        undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
     click.echo(f"Rollback complete for alias {spec.alias}.")
 
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@state_option
+@state_options
 @connection_options
-def status(spec_path, fmt, state_dir, path, url, api_key_env):
+def status(spec_path, fmt, state, state_dir, path, url, api_key_env):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
     from .live import observe
 
     spec = load_spec(spec_path)
     target = resolve_target(path, url, api_key_env, spec.connection)
-    store = _state_store(target, state_dir)
-    live = observe(target, focus=[], focus_aliases=[spec.alias])
-    report = describe_status(spec.alias, store.read(spec.alias), store.lock_holder(spec.alias), live)
+    with session(target, state, state_dir, spec.alias, None) as (client, store):
+        live = observe(target, focus=[], focus_aliases=[spec.alias], client=client)
+        report = describe_status(spec.alias, store.read(spec.alias), store.lock_holder(spec.alias), live)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_status(report))
 
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Release even a lock whose holder may still run.")
-@state_option
+@state_options
 @connection_options
-def unlock(spec_path, force, state_dir, path, url, api_key_env):
+def unlock(spec_path, force, state, state_dir, path, url, api_key_env):
     """Release the apply lock of an alias left behind by a process that died."""
     spec = load_spec(spec_path)
-    store = _state_store(resolve_target(path, url, api_key_env, spec.connection), state_dir)
-    holder = store.lock_holder(spec.alias)
-    if holder is None:
-        click.echo(f"alias {spec.alias} is not locked")
-        return
-    if not holder_is_dead(holder) and not force:
-        raise QmspecError(f"the lock on {spec.alias} is held by live pid {holder.get('pid')} on {holder.get('host')}; "
-                          "stop that process first, or pass --force if you know it is gone")
-    store.release(spec.alias)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
+    opened = nullcontext((None, FileStateStore.for_target(target.key, state_dir))) if state == "file" else \
+        session(target, state, state_dir, spec.alias, None)
+    with opened as (_, store):
+        holder = store.lock_holder(spec.alias)
+        if holder is None:
+            click.echo(f"alias {spec.alias} is not locked")
+            return
+        if not holder_is_dead(holder) and not force:
+            raise QmspecError(f"the lock on {spec.alias} is held by live pid {holder.get('pid')} on {holder.get('host')}; "
+                              "stop that process first, or pass --force if you know it is gone")
+        store.release(spec.alias)
     click.echo(f"released the lock on {spec.alias} (was pid {holder.get('pid')} on {holder.get('host')})")
 
 

@@ -31,7 +31,10 @@ def observe(target: Target, focus: list[str] | None = None, focus_aliases: list[
 
 def read_live_state(client, embedded: bool, focus: list[str] | None = None, focus_aliases: list[str] = (),
                     files: dict | None = None) -> LiveState:
-    names = sorted(collection.name for collection in client.get_collections().collections)
+    from .state import STATE_COLLECTION
+
+    # qmspec's own journal collection is bookkeeping, not state a spec manages
+    names = sorted(c.name for c in client.get_collections().collections if c.name != STATE_COLLECTION)
     aliases = {alias.alias_name: alias.collection_name for alias in client.get_aliases().aliases}
     focus_set = set(names if focus is None else focus) | {aliases[a] for a in focus_aliases if a in aliases}
     collections = {name: read_collection(client, name, exact=name in focus_set) for name in names}

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,53 @@ def write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+STATE_COLLECTION = "qmspec_state"
+
+
+class QdrantStateStore:
+    """The journal and lock kept in Qdrant itself, for CI runners that share no disk. One point per alias holds
+    the journal; the lock is a fixed point created with insert_only, so of two applies racing for it exactly
+    one insert lands, and each reads back whose it is."""
+
+    def __init__(self, client):
+        from qdrant_client import models
+
+        self.client, self.models = client, models
+        if not client.collection_exists(STATE_COLLECTION):
+            client.create_collection(STATE_COLLECTION, vectors_config={})
+
+    def _id(self, kind: str, alias: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:{kind}:{alias}"))
+
+    def _payload(self, kind: str, alias: str) -> dict | None:
+        found = self.client.retrieve(STATE_COLLECTION, [self._id(kind, alias)], with_payload=True)
+        return found[0].payload if found else None
+
+    def read(self, alias: str) -> dict:
+        payload = self._payload("journal", alias)
+        if payload is None:
+            return {"format": STATE_FORMAT, "alias": alias, "active": None, "history": []}
+        return json.loads(payload["record"])
+
+    def write(self, alias: str, record: dict) -> None:
+        point = self.models.PointStruct(id=self._id("journal", alias), vector={},
+                                        payload={"kind": "journal", "alias": alias, "record": json.dumps(record)})
+        self.client.upsert(STATE_COLLECTION, points=[point], wait=True)
+
+    def acquire(self, alias: str, command: str) -> None:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command,
+                  "token": uuid.uuid4().hex}
+        point = self.models.PointStruct(id=self._id("lock", alias), vector={}, payload={"kind": "lock", "holder": holder})
+        self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
+        current = self.lock_holder(alias) or {}
+        if current.get("token") != holder["token"]:
+            raise LockHeld(alias, current, stale=holder_is_dead(current))
+
+    def release(self, alias: str) -> None:
+        self.client.delete(STATE_COLLECTION, points_selector=self.models.PointIdsList(points=[self._id("lock", alias)]), wait=True)
+
+    def lock_holder(self, alias: str) -> dict | None:
+        payload = self._payload("lock", alias)
+        return payload["holder"] if payload else None

@@ -211,3 +211,49 @@ def test_catch_up_copies_what_changed_in_the_source_during_the_copy(template, tm
     assert 7 not in points and points[1000][0]["text"] == "new one"
     assert points[5][0]["text"] == "edited during the migration"
     assert set(points[5][1]) == {"dense"} and set(points[1000][1]) == {"dense"}
+
+
+def test_state_kept_in_qdrant_resumes_and_locks_like_files(template, reference, tmp_path):
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
+    args = ("apply", "spec.yaml", "--path", "store", "--auto-approve", "--state", "qdrant")
+    killed = qmspec(*args, cwd=tmp_path, env={"QMSPEC_FAULT": "checkpoint:2"})
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / ".qmspec" / "state").exists()
+    refused = qmspec(*args, cwd=tmp_path)
+    assert refused.returncode == 1 and "that process is gone" in refused.stderr
+    assert qmspec("unlock", "spec.yaml", "--path", "store", "--state", "qdrant", cwd=tmp_path).returncode == 0
+    resumed = qmspec(*args, cwd=tmp_path)
+    assert resumed.returncode == 0 and "resuming plan" in resumed.stdout, resumed.stderr
+    final = snapshot(tmp_path / "store")
+    assert set(final["collections"]) == {"docs_v2", "qmspec_state"}
+    assert {k: v for k, v in final.items() if k != "collections"} == {k: v for k, v in reference.items() if k != "collections"}
+    assert final["collections"]["docs_v2"] == reference["collections"]["docs_v2"]
+
+
+def test_rollback_restores_settings_changed_in_place(tmp_path):
+    from .livebuilder import build_store
+
+    build_store(str(tmp_path / "store"), {
+        "collections": {"docs_v1": {"vectors": {"dense": {"size": 4, "distance": "Cosine"}},
+                                    "sparse_vectors": {"bm25": {"modifier": "none"}}, "points": 3,
+                                    "models": {"dense": "m", "bm25": "Qdrant/bm25"}}},
+        "aliases": {"docs": "docs_v1"}})
+    (tmp_path / "spec.yaml").write_text(
+        "version: 1\nalias: docs\ncollection: docs_v1\n"
+        "vectors: {dense: {size: 4, distance: Cosine, model: {name: m}}}\n"
+        "sparse_vectors: {bm25: {modifier: idf, model: {name: Qdrant/bm25}}}\n", encoding="utf-8")
+
+    def modifier() -> str | None:
+        client = QdrantClient(path=str(tmp_path / "store"))
+        try:
+            value = client.get_collection("docs_v1").config.params.sparse_vectors["bm25"].modifier
+            return getattr(value, "value", value)
+        finally:
+            client.close()
+
+    applied = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "update collection docs_v1 in place" in applied.stdout and modifier() == "idf"
+    back = qmspec("rollback", "spec.yaml", "--path", "store", cwd=tmp_path)
+    assert back.returncode == 0 and "docs_v1: settings restored" in back.stdout, back.stdout + back.stderr
+    assert modifier() in (None, "none")
