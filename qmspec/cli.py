@@ -122,25 +122,22 @@ def session(target, state: str, state_dir: str, alias: str, command: str | None)
     from .state import QdrantStateStore
 
     if state == "file":
-        store = FileStateStore.for_target(target.key, state_dir)
-        if command:
-            store.acquire(alias, command)
-        try:
-            with open_client(target) as client:
-                yield client, store
-        finally:
-            if command:
-                store.release(alias)
-        return
-    with open_client(target) as client:
-        store = QdrantStateStore(client)
-        if command:
-            store.acquire(alias, command)
-        try:
+        with _held(FileStateStore.for_target(target.key, state_dir), alias, command) as store, open_client(target) as client:
             yield client, store
-        finally:
-            if command:
-                store.release(alias)
+    else:
+        with open_client(target) as client, _held(QdrantStateStore(client), alias, command) as store:
+            yield client, store
+
+
+@contextmanager
+def _held(store, alias: str, command: str | None):
+    if command:
+        store.acquire(alias, command)
+    try:
+        yield store
+    finally:
+        if command:
+            store.release(alias)
 
 
 def state_options(command):

@@ -35,28 +35,18 @@ def batches(items: list, size: int) -> Iterator[list]:
 
 
 def upload(client, collection: str, points: list, batch_size: int, streams: int, update_mode: str, embedded: bool) -> None:
-    """Upsert `points` in batches. The embedded store has a single writer, so it always gets one stream."""
-    mode = models.UpdateMode.INSERT_ONLY if update_mode == "insert_only" else None
-    chunks = list(batches(points, batch_size))
-
-    def send(chunk):
-        kwargs = {"update_mode": mode} if mode else {}
-        client.upsert(collection, points=chunk, wait=True, **kwargs)
-
-    if embedded or streams <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            send(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=streams) as pool:
-        list(pool.map(send, chunks))
+    """Upsert `points` in batches of `batch_size` over `streams` parallel requests."""
+    extra = {"update_mode": models.UpdateMode.INSERT_ONLY} if update_mode == "insert_only" else {}
+    _send(lambda chunk: client.upsert(collection, points=chunk, wait=True, **extra), points, batch_size, streams, embedded)
 
 
 def update_vectors(client, collection: str, vectors: list, batch_size: int, streams: int, embedded: bool) -> None:
-    chunks = list(batches(vectors, batch_size))
+    _send(lambda chunk: client.update_vectors(collection, points=chunk, wait=True), vectors, batch_size, streams, embedded)
 
-    def send(chunk):
-        client.update_vectors(collection, points=chunk, wait=True)
 
+def _send(send, items: list, batch_size: int, streams: int, embedded: bool) -> None:
+    """The embedded store has a single writer, so it always gets one stream."""
+    chunks = list(batches(items, batch_size))
     if embedded or streams <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             send(chunk)
