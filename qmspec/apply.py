@@ -16,8 +16,8 @@ from qdrant_client import models
 
 from .embed import get_embedder
 from .errors import QmspecError
-from .pipeline import (carried_vectors, check_source_files, payload_hash, read_records, scroll_pages, update_vectors,
-                       upload)
+from .pipeline import (Progress, SerializedClient, carried_vectors, check_source_files, payload_hash, pipelined,
+                       read_records, scroll_pages, update_vectors, upload)
 from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                    LoadFiles, Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 from .render import describe
@@ -25,6 +25,7 @@ from .state import now
 from .verify import VerificationFailed, verify
 
 READY_TIMEOUT_S = 600
+DEFAULT_SCROLL_PAGE = 1000
 
 
 class ApplyError(QmspecError):
@@ -111,6 +112,8 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
         for step in plan.steps:
             if isinstance(step, LoadFiles):
                 check_source_files(step.files, step.id_field)
+    if embedded:
+        client = SerializedClient(client)
     total = len(plan.steps)
     for index, step in enumerate(plan.steps):
         state = journal.step(index)
@@ -230,43 +233,57 @@ def quantization_config(value: dict | None, for_update: bool = False):
 
 
 def run_load_files(run: Run, step: LoadFiles) -> dict:
-    position = run.checkpoint() or {"file": 0, "line": 0}
-    loaded = position.get("loaded", 0)
-    for file_index, path in enumerate(step.files):
-        if file_index < position["file"]:
-            continue
-        start = position["line"] if file_index == position["file"] else 0
-        batch, last_line = [], start
-        for number, pid, payload in read_records(path, step.id_field, start_line=start):
-            batch.append(models.PointStruct(id=pid, vector={}, payload=payload))
-            last_line = number
-            if len(batch) >= step.batch_size * max(1, step.parallel):
-                upload(run.client, step.collection, batch, step.batch_size, step.parallel, step.update_mode, run.embedded)
-                loaded += len(batch)
-                batch = []
-                run.save_checkpoint({"file": file_index, "line": last_line, "loaded": loaded})
-        if batch:
-            upload(run.client, step.collection, batch, step.batch_size, step.parallel, step.update_mode, run.embedded)
-            loaded += len(batch)
-        run.save_checkpoint({"file": file_index + 1, "line": 0, "loaded": loaded})
-    return {"points": loaded}
+    position = run.checkpoint() or {"file": 0, "line": 0, "loaded": 0}
+    per_page = step.batch_size * max(1, step.parallel)
+    progress = Progress(f"load {step.collection}", step.points, run.log)
+
+    def pages():
+        for file_index, path in enumerate(step.files):
+            if file_index < position["file"]:
+                continue
+            start = position["line"] if file_index == position["file"] else 0
+            page = []
+            for number, pid, payload in read_records(path, step.id_field, start_line=start):
+                page.append(models.PointStruct(id=pid, vector={}, payload=payload))
+                if len(page) >= per_page:
+                    yield page, {"file": file_index, "line": number}
+                    page = []
+            yield page, {"file": file_index + 1, "line": 0}
+
+    def checkpoint(where: dict, done: int) -> None:
+        run.save_checkpoint(where | {"loaded": position["loaded"] + done})
+        progress.update(position["loaded"] + done)
+
+    loaded = pipelined(pages(), lambda rows: rows, _writer(run, step.collection, step), checkpoint)
+    progress.update(position["loaded"] + loaded, final=True)
+    return {"points": position["loaded"] + loaded}
+
+
+def _writer(run: Run, collection: str, step) -> Callable[[list], None]:
+    return lambda rows: upload(run.client, collection, rows, step.batch_size, step.parallel, step.update_mode, run.embedded)
 
 
 def run_copy_points(run: Run, step: CopyPoints) -> dict:
     """Scroll the source (vectors only where they are carried), insert-only into the target, checkpoint the offset
-    after each page: a resumed copy re-sends at most one page, which insert-only mode makes harmless."""
+    after each page: a resumed copy re-sends at most the pages in flight, which insert-only mode makes harmless."""
     position = run.checkpoint() or {"offset": None, "copied": 0}
     if position.get("done"):
         return {"points": position["copied"]}
     distances = _distances(run.client, step.target)
     with_vectors = sorted({how["from"] for how in step.carry.values()}) or False
-    copied = position["copied"]
-    for page, next_offset in scroll_pages(run.client, step.source, step.scroll_page, position["offset"], True, with_vectors):
-        points = [models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances), payload=p.payload or {})
-                  for p in page]
-        upload(run.client, step.target, points, step.batch_size, step.parallel, step.update_mode, run.embedded)
-        copied += len(points)
-        run.save_checkpoint({"offset": next_offset, "copied": copied, "done": next_offset is None})
+    progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
+
+    def to_points(page: list) -> list:
+        return [models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances), payload=p.payload or {})
+                for p in page]
+
+    def checkpoint(next_offset, done: int) -> None:
+        run.save_checkpoint({"offset": next_offset, "copied": position["copied"] + done, "done": next_offset is None})
+        progress.update(position["copied"] + done)
+
+    pages = scroll_pages(run.client, step.source, step.scroll_page, position["offset"], True, with_vectors)
+    copied = position["copied"] + pipelined(pages, to_points, _writer(run, step.target, step), checkpoint)
+    progress.update(copied, final=True)
     return {"points": copied}
 
 
@@ -276,20 +293,34 @@ def _distances(client, collection: str) -> dict:
 
 
 def run_embed_vectors(run: Run, step: EmbedVectors) -> dict:
-    """Read texts from the target's payloads page by page, embed, write with update_vectors (idempotent)."""
+    """Read texts from the target's payloads page by page, embed, write with update_vectors (idempotent). Reading
+    the next page and writing the last one overlap with the model."""
     embedder = get_embedder(step.model)
     position = run.checkpoint() or {"offset": None, "embedded": 0}
     if position.get("done"):
         return {"points": position["embedded"]}
+    plan = Plan.from_dict(run.journal.active["plan"])
+    page_size = max(_scroll_page(plan), step.batch_size)
     selector = models.PayloadSelectorInclude(include=[step.text_field])
-    page_size = max(step.batch_size * max(1, step.parallel), 256)
-    embedded = position["embedded"]
-    for page, next_offset in scroll_pages(run.client, step.collection, page_size, position["offset"], selector, False):
-        vectors = embed_points(embedder, page, step.vector, step.text_field, step.sparse)
+    progress = Progress(f"embed {step.vector}", step.points, run.log)
+
+    def write(vectors: list) -> None:
         update_vectors(run.client, step.collection, vectors, step.batch_size, step.parallel, run.embedded)
-        embedded += len(vectors)
-        run.save_checkpoint({"offset": next_offset, "embedded": embedded, "done": next_offset is None})
+
+    def checkpoint(next_offset, done: int) -> None:
+        run.save_checkpoint({"offset": next_offset, "embedded": position["embedded"] + done, "done": next_offset is None})
+        progress.update(position["embedded"] + done)
+
+    pages = scroll_pages(run.client, step.collection, page_size, position["offset"], selector, False)
+    embedded = position["embedded"] + pipelined(
+        pages, lambda page: embed_points(embedder, page, step.vector, step.text_field, step.sparse), write, checkpoint)
+    progress.update(embedded, final=True)
     return {"points": embedded}
+
+
+def _scroll_page(plan: Plan) -> int:
+    """Embedding pages follow the plan's scroll page (local mode re-sorts every id per scroll call: pages of 1,000+)."""
+    return next((s.scroll_page for s in plan.steps if isinstance(s, (CopyPoints, CatchUp))), DEFAULT_SCROLL_PAGE)
 
 
 def embed_points(embedder, points: list, vector: str, text_field: str, sparse: bool) -> list:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import sys
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from qdrant_client import models
@@ -118,3 +122,127 @@ def check_source_files(paths: tuple[str, ...], id_field: str) -> int:
 
 def payload_hash(payload: dict | None) -> str:
     return hashlib.sha256(json.dumps(payload or {}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- overlapping read, transform and write
+
+
+_DONE = object()
+
+
+def pipelined(pages: Iterator[tuple[list, object]], transform: Callable[[list], list], write: Callable[[list], None],
+              checkpoint: Callable[[object, int], None], depth: int = 2) -> int:
+    """Run `pages` (a generator of (items, position)) in a reader thread and `write` in a writer thread while this
+    thread runs `transform` (the model), so the model never waits for I/O. Queues hold at most `depth` pages each
+    side: memory stays flat however large the collection. `checkpoint(position, done)` follows each write, in
+    order, so a recorded position never runs ahead of what was written. Returns the number of items written."""
+    to_transform: queue.Queue = queue.Queue(maxsize=depth)
+    to_write: queue.Queue = queue.Queue(maxsize=depth)
+    failure: list[BaseException] = []
+    stop = threading.Event()
+    written = [0]
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not _put(to_transform, page, stop):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(error)
+        finally:
+            _put(to_transform, _DONE, stop)
+
+    def drain() -> None:
+        try:
+            while (item := to_write.get()) is not _DONE:
+                rows, position = item
+                if rows:
+                    write(rows)
+                written[0] += len(rows)
+                checkpoint(position, written[0])
+        except BaseException as error:  # noqa: BLE001
+            failure.append(error)
+            stop.set()
+            while to_write.get() is not _DONE:  # keep the producer from blocking
+                pass
+
+    reader = threading.Thread(target=read, name="qmspec-read", daemon=True)
+    writer = threading.Thread(target=drain, name="qmspec-write", daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        while not failure and (page := to_transform.get()) is not _DONE:
+            items, position = page
+            to_write.put((transform(items) if items else [], position))
+    except BaseException as error:  # noqa: BLE001
+        failure.append(error)
+    finally:
+        stop.set()
+        to_write.put(_DONE)
+        writer.join()
+        reader.join(timeout=60)
+    if failure:
+        raise failure[0]
+    return written[0]
+
+
+def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class SerializedClient:
+    """The embedded store is not made for concurrent calls: the reader and writer threads take turns through this
+    wrapper (both overlap with the model, which is where the time goes)."""
+
+    def __init__(self, client):
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+class Progress:
+    """Points done, points/s and ETA: a live line on a terminal, a plain line every `every_s` seconds otherwise (CI)."""
+
+    def __init__(self, label: str, total: int | None, log: Callable[[str], None], stream=None, every_s: float = 10.0):
+        self.label, self.total, self.log = label, total, log
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = every_s
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not (final or self.live or now - self.last >= self.every_s):
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        line = f"{self.label}: {done:,}" + (f"/{self.total:,}" if self.total else "") + f" points, {rate:,.0f} points/s"
+        if self.total and rate and done < self.total:
+            line += f", ETA {_duration((self.total - done) / rate)}"
+        if self.live:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+            self.stream.flush()
+        else:
+            self.log("      " + line)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -171,7 +171,7 @@ def _is_sparse(client, collection: str, vector: str) -> bool:
 
 
 def _search(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool) -> list:
-    embedded = embedder.embed([query])[0]
+    embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
     if sparse:
         indices, values = embedded
         query_vector = models.SparseVector(indices=list(indices), values=list(values))

@@ -1,9 +1,10 @@
 """Embedders, chosen by a model's `backend`: a small registry so a user can plug in another one.
 
-Built in: `sentence-transformers` (dense), `onnx` (dense, onnxruntime). Any other backend written as
+Built in: `sentence-transformers` (dense), `onnx` (dense, onnxruntime), `bm25` (sparse, qdrant-edge-py). Any other backend written as
 `package.module:ClassName` is imported and constructed with the model's settings (a dict), so an HTTP
 embedding service or an in-house model plugs in by configuration alone. An embedder has `embed(texts)`
-returning one vector per text (a list of floats; for sparse embedders a (indices, values) pair).
+returning one vector per text (a list of floats; for sparse embedders an (indices, values) pair), and may offer
+`embed_queries(texts)` where queries are embedded differently from documents (BM25).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Embedder(Protocol):
 BUILT_IN = {
     "sentence-transformers": "qmspec.embed.dense:SentenceTransformerEmbedder",
     "onnx": "qmspec.embed.dense:OnnxEmbedder",
+    "bm25": "qmspec.embed.sparse:Bm25Embedder",
 }
 
 _loaded: dict = {}

@@ -10,6 +10,7 @@ from . import EmbedderError
 from .models import TOKENIZER_OF, resolve
 
 MAX_TOKENS = 256
+BATCH = 64  # texts per forward pass: big enough to use both cores, small enough to keep padding waste low
 
 
 def finish(vectors: np.ndarray, truncate_dim: int | None, normalize: bool) -> np.ndarray:
@@ -36,6 +37,7 @@ class SentenceTransformerEmbedder:
         self.name = model["name"]
         self.truncate_dim = model.get("truncate_dim")
         self.normalize = model.get("normalize", True)
+        self.batch = int((model.get("options") or {}).get("batch_size", BATCH))
         path = resolve(self.name, model.get("path"))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -44,7 +46,7 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"cannot load model {self.name!r} from {path}: {exc}") from None
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=len(texts) or 1, convert_to_numpy=True, normalize_embeddings=False,
+        vectors = self.model.encode(texts, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
                                     show_progress_bar=False)
         return finish(vectors, self.truncate_dim, self.normalize)
 
@@ -99,6 +101,16 @@ class OnnxEmbedder:
         return pooled, tokens
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Length-sorted batches, like sentence-transformers: similar lengths pad little."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
+        results = [self._forward([texts[i] for i in chunk]) for chunk in chunks]
+        out = np.zeros((len(texts), results[0].shape[1] if results else 0), dtype=np.float32)
+        for chunk, vectors in zip(chunks, results):
+            out[chunk] = vectors
+        return out
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([item.ids for item in encoded], dtype=np.int64)
         mask = np.array([item.attention_mask for item in encoded], dtype=np.int64)
