@@ -254,7 +254,7 @@ def run_load_files(run: Run, step: LoadFiles) -> dict:
         run.save_checkpoint(where | {"loaded": position["loaded"] + done})
         progress.update(position["loaded"] + done)
 
-    loaded = pipelined(pages(), lambda rows: rows, _writer(run, step.collection, step), checkpoint)
+    loaded = pipelined(pages(), _embedding_on_the_way(step.embed), _writer(run, step.collection, step), checkpoint)
     progress.update(position["loaded"] + loaded, final=True)
     return {"points": position["loaded"] + loaded}
 
@@ -273,9 +273,11 @@ def run_copy_points(run: Run, step: CopyPoints) -> dict:
     with_vectors = sorted({how["from"] for how in step.carry.values()}) or False
     progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
 
+    embed_new = _embedding_on_the_way(step.embed)
+
     def to_points(page: list) -> list:
-        return [models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances), payload=p.payload or {})
-                for p in page]
+        return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances),
+                                             payload=p.payload or {}) for p in page])
 
     def checkpoint(next_offset, done: int) -> None:
         run.save_checkpoint({"offset": next_offset, "copied": position["copied"] + done, "done": next_offset is None})
@@ -285,6 +287,20 @@ def run_copy_points(run: Run, step: CopyPoints) -> dict:
     copied = position["copied"] + pipelined(pages, to_points, _writer(run, step.target, step), checkpoint)
     progress.update(copied, final=True)
     return {"points": copied}
+
+
+def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
+    """Fill each point's new vectors from its payload text before it is written: one write per point."""
+    embedders = {vector: get_embedder(args["model"]) for vector, args in embed.items()}
+
+    def fill(points: list) -> list:
+        for vector, args in embed.items():
+            computed = embed_points(embedders[vector], points, vector, args["text_field"], args["sparse"])
+            for point, value in zip(points, computed):
+                point.vector[vector] = value.vector[vector]
+        return points
+
+    return fill
 
 
 def _distances(client, collection: str) -> dict:
@@ -350,8 +366,7 @@ def run_catch_up(run: Run, step: CatchUp) -> dict:
                      for p in page}
     distances = _distances(client, step.target)
     with_vectors = sorted({how["from"] for how in step.carry.values()}) or False
-    plan = Plan.from_dict(run.journal.active["plan"])
-    embeds = [s for s in plan.steps if isinstance(s, EmbedVectors) and s.vector in step.embed]
+    embed_new = _embedding_on_the_way(step.embed)
     changed = added = 0
     for page, _ in scroll_pages(client, step.source, step.scroll_page, None, True, with_vectors):
         stale = []
@@ -362,12 +377,9 @@ def run_catch_up(run: Run, step: CatchUp) -> dict:
                 changed += known is not None
                 added += known is None
         if stale:
-            rewritten = [models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances), payload=p.payload or {})
-                         for p in stale]
+            rewritten = embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances),
+                                                      payload=p.payload or {}) for p in stale])
             upload(client, step.target, rewritten, step.batch_size, 1, "upsert", run.embedded)
-            for embed in embeds:
-                vectors = embed_points(get_embedder(embed.model), rewritten, embed.vector, embed.text_field, embed.sparse)
-                update_vectors(client, step.target, vectors, step.batch_size, 1, run.embedded)
     removed = list(target_hashes)
     if removed:
         client.delete(step.target, points_selector=models.PointIdsList(points=removed), wait=True)

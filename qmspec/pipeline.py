@@ -225,12 +225,13 @@ class Progress:
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every_s = every_s
         self.started = self.last = time.monotonic()
+        self.shown = -1
 
     def update(self, done: int, final: bool = False) -> None:
         now = time.monotonic()
-        if not (final or self.live or now - self.last >= self.every_s):
+        if done == self.shown or not (final or self.live or now - self.last >= self.every_s):
             return
-        self.last = now
+        self.last, self.shown = now, done
         rate = done / max(now - self.started, 1e-9)
         line = f"{self.label}: {done:,}" + (f"/{self.total:,}" if self.total else "") + f" points, {rate:,.0f} points/s"
         if self.total and rate and done < self.total:

@@ -46,6 +46,7 @@ class LoadFiles(Step):
     collection: str
     files: tuple[str, ...]
     id_field: str
+    embed: dict  # vector -> {"model": settings, "text_field", "sparse"}: embedded on the way in
     batch_size: int
     parallel: int
     update_mode: str
@@ -54,10 +55,13 @@ class LoadFiles(Step):
 
 @dataclass(frozen=True)
 class CopyPoints(Step):
+    """Scroll the source, embed the new vectors on the way, upsert into the target: one write per point."""
+
     kind: ClassVar[str] = "copy_points"
     source: str
     target: str
     carry: dict  # target vector -> {"from": source vector, "truncate_to": int | None}
+    embed: dict  # vector -> {"model": settings, "text_field", "sparse"}
     batch_size: int
     parallel: int
     scroll_page: int
@@ -67,6 +71,8 @@ class CopyPoints(Step):
 
 @dataclass(frozen=True)
 class EmbedVectors(Step):
+    """Backfill one vector of an existing collection from its payloads, with update_vectors."""
+
     kind: ClassVar[str] = "embed_vectors"
     collection: str
     vector: str
@@ -87,7 +93,7 @@ class CatchUp(Step):
     source: str
     target: str
     carry: dict
-    embed: tuple[str, ...]  # vectors to re-embed for changed points; their models are in the embed_vectors steps
+    embed: dict  # as in copy_points: the vectors to re-embed for the points it rewrites
     batch_size: int
     scroll_page: int
 

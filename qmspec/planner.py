@@ -108,18 +108,16 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         else:
             embed.append(vector)
     steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry)))
+    embedding = {vector.name: embedding_args(vector) for vector in embed}
     if spec.source.files:
         points = sum(live.files.get(path, 0) for path in spec.source.files)
-        steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, migration.batch_size,
+        steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, embedding, migration.batch_size,
                                migration.parallel, migration.update_mode, points))
     else:
         points = source.points
-        steps.append(CopyPoints(source.name, spec.collection, carry, migration.batch_size, migration.parallel,
+        steps.append(CopyPoints(source.name, spec.collection, carry, embedding, migration.batch_size, migration.parallel,
                                 migration.scroll_page, migration.update_mode, points))
-    steps += [_embed_step(spec, spec.collection, vector, points) for vector in embed]
-    if source is not None:
-        steps.append(CatchUp(source.name, spec.collection, carry, tuple(v.name for v in embed), migration.batch_size,
-                             migration.scroll_page))
+        steps.append(CatchUp(source.name, spec.collection, carry, embedding, migration.batch_size, migration.scroll_page))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "immediately" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=()))
     if deferred:
@@ -258,18 +256,15 @@ def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -
     return identities
 
 
+def embedding_args(vector) -> dict:
+    return {"model": model_settings(vector.model), "text_field": vector.text_field, "sparse": isinstance(vector, SparseVectorSpec)}
+
+
 def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVectors:
-    model = vector.model
-    return EmbedVectors(
-        collection=collection,
-        vector=vector.name,
-        sparse=isinstance(vector, SparseVectorSpec),
-        model=model_settings(model),
-        text_field=vector.text_field,
-        batch_size=spec.migration.batch_size,
-        parallel=spec.migration.parallel,
-        points=points,
-    )
+    args = embedding_args(vector)
+    return EmbedVectors(collection=collection, vector=vector.name, sparse=args["sparse"], model=args["model"],
+                        text_field=args["text_field"], batch_size=spec.migration.batch_size,
+                        parallel=spec.migration.parallel, points=points)
 
 
 def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Verify:
@@ -362,9 +357,11 @@ def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]
 
 def estimate(steps: tuple[Step, ...]) -> dict:
     copies = [step for step in steps if isinstance(step, CopyPoints)]
+    moves = [step for step in steps if isinstance(step, (CopyPoints, LoadFiles))]
     return {
         "points_to_copy": sum(step.points for step in copies),
         "points_to_load": sum(step.points for step in steps if isinstance(step, LoadFiles)),
-        "vectors_to_embed": sum(step.points for step in steps if isinstance(step, EmbedVectors)),
+        "vectors_to_embed": sum(step.points for step in steps if isinstance(step, EmbedVectors))
+        + sum(step.points * len(step.embed) for step in moves),
         "vectors_to_carry": sum(step.points * len(step.carry) for step in copies),
     }

@@ -42,18 +42,19 @@ def describe(step: Step) -> tuple[str, list[str]]:
         return f"create collection {step.collection}", details
     if isinstance(step, LoadFiles):
         return (f"load {step.points:,} points into {step.collection} from {len(step.files)} file(s)",
-                [", ".join(step.files), _batching(step)])
+                [", ".join(step.files), _embedding(step.embed), _batching(step)])
     if isinstance(step, CopyPoints):
         carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
                    for name, c in step.carry.items()]
-        what = "payloads and vectors " + ", ".join(carried) if carried else "payloads only (scroll without vectors)"
-        return f"copy {step.points:,} points {step.source} -> {step.target}", [what, _batching(step, scroll=step.scroll_page)]
+        what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
+        return (f"copy {step.points:,} points {step.source} -> {step.target}",
+                [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)])
     if isinstance(step, EmbedVectors):
         kind = "sparse " if step.sparse else ""
         return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
                 [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
     if isinstance(step, CatchUp):
-        redo = f"; re-embed {', '.join(step.embed)} for the points it touches" if step.embed else ""
+        redo = f"; re-embed {', '.join(step.embed)} for the points it rewrites" if step.embed else ""
         return (f"catch up {step.target} with {step.source}",
                 [f"copy points changed, added or deleted in {step.source} during the migration (payload hashes){redo}"])
     if isinstance(step, CreateVector):
@@ -80,6 +81,12 @@ def describe(step: Step) -> tuple[str, list[str]]:
         gate = f"only after {' and '.join(step.after)} succeeded" if step.after else "not gated on verification"
         return f"delete collection {step.collection}", [gate]
     raise TypeError(f"no description for step kind {step.kind}")
+
+
+def _embedding(embed: dict) -> str:
+    """Embedding done on the way in, one line per model."""
+    return "; ".join(f"embed {'sparse ' if args['sparse'] else ''}{vector} with {args['model']['name']} "
+                     f"({args['model']['backend']}) from payload field {args['text_field']!r}" for vector, args in embed.items())
 
 
 def _vector_line(name: str, config: dict) -> str:

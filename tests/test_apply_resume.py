@@ -34,10 +34,10 @@ vectors:
     distance: Cosine
     model: {{name: hash-b, backend: "{PLUGIN}", options: {{size: 16}}}}
 query: {{using: dense, model: hash-b}}
-migration: {{batch_size: 64, parallel: 2, scroll_page: 100}}
+migration: {{batch_size: 64, parallel: 2, scroll_page: 50}}
 cleanup: {{old_collection: delete}}
 """
-STEP_KINDS = ["create_collection", "copy_points", "embed_vectors", "catch_up", "restore_indexing", "verify", "swap_alias",
+STEP_KINDS = ["create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias",
               "delete_collection"]
 
 
@@ -101,7 +101,7 @@ def test_uninterrupted_apply_moves_every_point_once(reference):
     assert all(set(vectors) == {"dense"} for _, vectors in points.values())
 
 
-CRASHES = [f"effect:{n}" for n in range(1, len(STEP_KINDS) + 1)] + [f"checkpoint:{n}" for n in (1, 2, 3, 5)]
+CRASHES = [f"effect:{n}" for n in range(1, len(STEP_KINDS) + 1)] + [f"checkpoint:{n}" for n in (1, 3, 5)]
 
 
 @pytest.mark.parametrize("fault", CRASHES)
@@ -198,7 +198,7 @@ def test_rollback_refuses_when_the_old_collection_is_gone(template, tmp_path):
 def test_catch_up_copies_what_changed_in_the_source_during_the_copy(template, tmp_path):
     """Crash after the copy, change the source (edit, insert, delete), resume: the target follows the source."""
     shutil.copytree(template, tmp_path, dirs_exist_ok=True)
-    killed = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path, env={"QMSPEC_FAULT": "effect:3"})
+    killed = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path, env={"QMSPEC_FAULT": "effect:2"})
     assert killed.returncode == -signal.SIGKILL
     client = QdrantClient(path=str(tmp_path / "store"))
     client.set_payload("docs_v1", payload={"text": "edited during the migration"}, points=[5])

@@ -86,10 +86,10 @@ def test_formats(project):
     as_json = qmspec("plan", "v2.yaml", "--path", "store", "--format", "json", cwd=project)
     data = json.loads(as_json.stdout)
     assert [step["kind"] for step in data["steps"]] == [
-        "create_collection", "copy_points", "embed_vectors", "catch_up", "restore_indexing", "verify", "swap_alias"]
+        "create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias"]
     markdown = qmspec("plan", "v2.yaml", "--path", "store", "--format", "markdown", cwd=project).stdout
     assert markdown.startswith("### qmspec plan: `docs` → `docs_v2`")
-    assert "| 7 | `~` | swap alias docs: docs_v1 -> docs_v2 (atomic) |" in markdown
+    assert "| 6 | `~` | swap alias docs: docs_v1 -> docs_v2 (atomic) |" in markdown
 
 
 def test_saved_plan_goes_stale_when_live_state_moves(project):

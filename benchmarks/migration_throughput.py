@@ -1,0 +1,250 @@
+"""Re-embedding and copy throughput, and qmspec's own memory, on this machine, in one run.
+
+    .venv/bin/python benchmarks/migration_throughput.py [--points 2000] [--model minilm|onnx] [--copy-points 20000]
+
+Re-embedding (same texts, same loaded model):
+  1. ceiling: the embedder alone over all texts (`model.encode`);
+  2. qmspec: create + copy_points + embed_vectors into embedded Qdrant, through the real step functions;
+  3. naive: scroll 128, encode, upsert, repeat, one stream.
+Copy only (carried vectors, no model):
+  ceiling: upserting the prepared points into the same store; qmspec: copy_points; naive: scroll 128 + upsert.
+Memory: peak RSS of a copy and of an embedding run (hash embedder) against a server-like client that generates
+pages and discards writes, at 10k and 100k points, each in a fresh process, minus that process's RSS before.
+Writes benchmarks/results/migration_throughput.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qdrant_client import QdrantClient, models  # noqa: E402
+
+from qmspec.apply import Journal, apply_plan  # noqa: E402
+from qmspec.embed import get_embedder  # noqa: E402
+from qmspec.plan import CopyPoints, CreateCollection, EmbedVectors, Plan  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "migration_throughput.json"
+MODELS = {
+    "minilm": {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "sentence-transformers"},
+    "onnx": {"name": "sentence-transformers/paraphrase-MiniLM-L3-v2", "backend": "onnx"},
+}
+WORDS = ("vector search index payload alias collection model embedding quantization shard replica snapshot query "
+         "filter score dense sparse hybrid token batch stream upload scroll migrate verify recall latency memory disk "
+         "password invoice refund account billing language multilingual matryoshka dimension distance cosine").split()
+
+
+class MemoryStore:
+    """Journal kept in memory: the benchmark measures moving points, not writing state files."""
+
+    def __init__(self):
+        self.records = {}
+
+    def write(self, alias, record):
+        self.records[alias] = json.loads(json.dumps(record))
+
+
+def texts(count: int) -> list[str]:
+    rng = random.Random(42)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) + "." for _ in range(count)]
+
+
+def make_source(client, name: str, corpus: list[str], vector_size: int) -> None:
+    client.create_collection(name, vectors_config={"dense": models.VectorParams(size=vector_size, distance=models.Distance.COSINE)})
+    rng = random.Random(1)
+    for start in range(0, len(corpus), 1000):
+        client.upsert(name, points=[
+            models.PointStruct(id=i + 1, vector={"dense": [rng.uniform(-1, 1) for _ in range(vector_size)]},
+                               payload={"text": corpus[i], "n": i}) for i in range(start, min(start + 1000, len(corpus)))])
+
+
+def qmspec_steps(client, steps: list, points: int) -> float:
+    plan = Plan(alias="bench", collection=steps[0].collection, spec_file="bench", spec_hash="bench",
+                prior={"fingerprint": "", "server_version": None, "embedded": True, "alias_target": None, "collections": []},
+                steps=tuple(steps))
+    journal = Journal(MemoryStore(), "bench", {"active": None, "history": []})
+    journal.start(plan)
+    started = time.perf_counter()
+    apply_plan(plan, client, journal, embedded=True, log=lambda line: None)
+    return time.perf_counter() - started
+
+
+def create_step(name: str, size: int) -> CreateCollection:
+    return CreateCollection(name, {"dense": {"size": size, "distance": "Cosine", "on_disk": False, "datatype": "float32"}},
+                            {}, {}, {"hnsw": {"m": 0}}, {"qmspec": {"vectors": {}}})
+
+
+def bench_embedding(model_name: str, count: int) -> dict:
+    model = dict(MODELS[model_name], path=None, normalize=True, truncate_dim=None, options={})
+    embedder = get_embedder(model)
+    corpus = texts(count)
+    embedder.embed(corpus[:64])  # warm-up: first calls allocate
+    started = time.perf_counter()
+    for start in range(0, count, 1000):
+        vectors = embedder.embed(corpus[start:start + 1000])
+    ceiling = count / (time.perf_counter() - started)
+    dimension = len(vectors[0])
+
+    with tempfile.TemporaryDirectory() as folder:
+        client = QdrantClient(path=folder)
+        make_source(client, "src", corpus, 8)
+        steps = [create_step("qm", dimension),
+                 CopyPoints("src", "qm", {}, 128, 2, 1000, "insert_only", count),
+                 EmbedVectors("qm", "dense", False, model, "text", 128, 2, count)]
+        qmspec_rate = count / qmspec_steps(client, steps, count)
+
+        client.create_collection("naive", vectors_config={"dense": models.VectorParams(size=dimension, distance=models.Distance.COSINE)})
+        started, offset = time.perf_counter(), None
+        while True:
+            page, offset = client.scroll("src", limit=128, offset=offset, with_payload=True, with_vectors=False)
+            vectors = embedder.embed([p.payload["text"] for p in page])
+            client.upsert("naive", points=[models.PointStruct(id=p.id, vector={"dense": v.tolist()}, payload=p.payload)
+                                           for p, v in zip(page, vectors)])
+            if offset is None:
+                break
+        naive_rate = count / (time.perf_counter() - started)
+        client.close()
+    return {"model": model["name"], "points": count, "ceiling_points_per_s": round(ceiling, 1),
+            "qmspec_points_per_s": round(qmspec_rate, 1), "naive_points_per_s": round(naive_rate, 1),
+            "qmspec_share_of_ceiling": round(qmspec_rate / ceiling, 3), "qmspec_vs_naive": round(qmspec_rate / naive_rate, 2)}
+
+
+def bench_copy(count: int, size: int = 384) -> dict:
+    corpus = texts(count)
+    with tempfile.TemporaryDirectory() as folder:
+        client = QdrantClient(path=folder)
+        make_source(client, "src", corpus, size)
+        prepared = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload)
+                    for p in client.scroll("src", limit=count, with_payload=True, with_vectors=True)[0]]
+        client.create_collection("ingest", vectors_config={"dense": models.VectorParams(size=size, distance=models.Distance.COSINE)})
+        started = time.perf_counter()
+        for start in range(0, count, 128):
+            client.upsert("ingest", points=prepared[start:start + 128])
+        ceiling = count / (time.perf_counter() - started)
+        del prepared
+
+        steps = [create_step("qm", size), CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, 128, 2,
+                                                     1000, "insert_only", count)]
+        qmspec_rate = count / qmspec_steps(client, steps, count)
+
+        client.create_collection("naive", vectors_config={"dense": models.VectorParams(size=size, distance=models.Distance.COSINE)})
+        started, offset = time.perf_counter(), None
+        while True:
+            page, offset = client.scroll("src", limit=128, offset=offset, with_payload=True, with_vectors=True)
+            client.upsert("naive", points=[models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in page])
+            if offset is None:
+                break
+        naive_rate = count / (time.perf_counter() - started)
+        client.close()
+    return {"points": count, "vector_size": size, "ceiling_points_per_s": round(ceiling, 1),
+            "qmspec_points_per_s": round(qmspec_rate, 1), "naive_points_per_s": round(naive_rate, 1),
+            "qmspec_share_of_ceiling": round(qmspec_rate / ceiling, 3), "qmspec_vs_naive": round(qmspec_rate / naive_rate, 2)}
+
+
+# ---------------------------------------------------------------- memory, against a server-like client
+
+
+class ServerLikeClient:
+    """Answers like a remote Qdrant whose memory is elsewhere: scroll pages are generated on demand, writes are
+    counted and dropped. What grows in this process is qmspec's own memory."""
+
+    def __init__(self, points: int, size: int):
+        self.points, self.size, self.received = points, size, 0
+
+    def collection_exists(self, name):
+        return name != "qm"
+
+    def create_collection(self, *args, **kwargs):
+        return True
+
+    def get_collection(self, name):
+        vectors = {"dense": SimpleNamespace(distance=models.Distance.COSINE, size=self.size)}
+        return SimpleNamespace(config=SimpleNamespace(params=SimpleNamespace(vectors=vectors, sparse_vectors={})))
+
+    def scroll(self, name, limit, offset=None, with_payload=True, with_vectors=False):
+        start = offset or 1
+        ids = range(start, min(start + limit, self.points + 1))
+        rng = random.Random(start)
+        page = [SimpleNamespace(id=i, payload={"text": f"passage {i} " + " ".join(rng.choice(WORDS) for _ in range(40))},
+                                vector={"dense": [rng.random() for _ in range(self.size)]} if with_vectors else None)
+                for i in ids]
+        following = start + limit
+        return page, (following if following <= self.points else None)
+
+    def upsert(self, name, points, **kwargs):
+        self.received += len(points)
+
+    def update_vectors(self, name, points, **kwargs):
+        self.received += len(points)
+
+
+def memory_run(kind: str, points: int) -> None:
+    """In a fresh process: the RSS growth of one copy or embedding run against the server-like client."""
+    client = ServerLikeClient(points, 384)
+    model = {"name": "hash", "backend": "tests.plugins.hash_embedder:HashEmbedder", "path": None, "normalize": True,
+             "truncate_dim": None, "options": {"size": 384}}
+    sys.path.insert(0, str(ROOT))
+    get_embedder(model)
+    steps = [create_step("qm", 384)]
+    if kind == "copy":
+        steps.append(CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, 128, 2, 1000, "insert_only", points))
+    else:
+        steps.append(EmbedVectors("src", "dense", False, model, "text", 128, 2, points))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    qmspec_steps(client, steps, points)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert client.received == points, (client.received, points)
+    print(json.dumps({"kind": kind, "points": points, "rss_before_mib": round(before / 1024, 1),
+                      "rss_peak_mib": round(peak / 1024, 1), "qmspec_growth_mib": round((peak - before) / 1024, 1)}))
+
+
+def bench_memory() -> dict:
+    figures = {}
+    for kind in ("copy", "embed"):
+        runs = []
+        for points in (10_000, 100_000):
+            output = subprocess.run([sys.executable, __file__, "--memory-run", kind, str(points)], capture_output=True,
+                                    text=True, check=True, cwd=ROOT).stdout
+            runs.append(json.loads(output.strip().splitlines()[-1]))
+        small, large = runs
+        figures[kind] = {"runs": runs, "growth_ratio_100k_vs_10k": round(large["qmspec_growth_mib"] / max(small["qmspec_growth_mib"], 0.1), 2),
+                         "peak_ratio_100k_vs_10k": round(large["rss_peak_mib"] / small["rss_peak_mib"], 3)}
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--model", choices=sorted(MODELS), default="minilm")
+    parser.add_argument("--copy-points", type=int, default=20000)
+    parser.add_argument("--memory-run", nargs=2, metavar=("KIND", "POINTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_run:
+        memory_run(args.memory_run[0], int(args.memory_run[1]))
+        return
+    figures = {
+        "benchmark": "migration_throughput",
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "cores": __import__("os").cpu_count()},
+        "embedding": bench_embedding(args.model, args.points),
+        "copy_only": bench_copy(args.copy_points),
+        "memory": bench_memory(),
+        "targets": {"embedding_share_of_ceiling": 0.9, "copy_share_of_ceiling": 0.8, "memory_growth_within": 0.2},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
