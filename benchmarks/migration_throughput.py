@@ -8,8 +8,9 @@ Re-embedding (same texts, same loaded model):
   3. naive: scroll 128, encode, upsert, repeat, one stream.
 Copy only (carried vectors, no model):
   ceiling: upserting the prepared points into the same store; qmspec: copy_points; naive: scroll 128 + upsert.
-Memory: peak RSS of a copy and of an embedding run (hash embedder) against a server-like client that generates
-pages and discards writes, at 10k and 100k points, each in a fresh process, minus that process's RSS before.
+Memory: peak resident memory of a copy and of an embedding run (hash embedder) against a server-like client that
+generates pages and discards writes, at 10k and 100k points, each in a fresh process; also its growth over the
+process's memory just before the run.
 Writes benchmarks/results/migration_throughput.json.
 """
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import os
 import random
-import resource
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -33,7 +35,7 @@ from qdrant_client import QdrantClient, models  # noqa: E402
 
 from qmspec.apply import Journal, apply_plan  # noqa: E402
 from qmspec.embed import get_embedder  # noqa: E402
-from qmspec.plan import CopyPoints, CreateCollection, EmbedVectors, Plan  # noqa: E402
+from qmspec.plan import CopyPoints, CreateCollection, Plan  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "migration_throughput.json"
 MODELS = {
@@ -99,9 +101,8 @@ def bench_embedding(model_name: str, count: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         client = QdrantClient(path=folder)
         make_source(client, "src", corpus, 8)
-        steps = [create_step("qm", dimension),
-                 CopyPoints("src", "qm", {}, 128, 2, 1000, "insert_only", count),
-                 EmbedVectors("qm", "dense", False, model, "text", 128, 2, count)]
+        embed = {"dense": {"model": model, "text_field": "text", "sparse": False}}
+        steps = [create_step("qm", dimension), CopyPoints("src", "qm", {}, embed, 128, 2, 1000, "insert_only", count)]
         qmspec_rate = count / qmspec_steps(client, steps, count)
 
         client.create_collection("naive", vectors_config={"dense": models.VectorParams(size=dimension, distance=models.Distance.COSINE)})
@@ -134,8 +135,8 @@ def bench_copy(count: int, size: int = 384) -> dict:
         ceiling = count / (time.perf_counter() - started)
         del prepared
 
-        steps = [create_step("qm", size), CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, 128, 2,
-                                                     1000, "insert_only", count)]
+        steps = [create_step("qm", size), CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, {}, 128,
+                                                     2, 1000, "insert_only", count)]
         qmspec_rate = count / qmspec_steps(client, steps, count)
 
         client.create_collection("naive", vectors_config={"dense": models.VectorParams(size=size, distance=models.Distance.COSINE)})
@@ -172,7 +173,7 @@ class ServerLikeClient:
         vectors = {"dense": SimpleNamespace(distance=models.Distance.COSINE, size=self.size)}
         return SimpleNamespace(config=SimpleNamespace(params=SimpleNamespace(vectors=vectors, sparse_vectors={})))
 
-    def scroll(self, name, limit, offset=None, with_payload=True, with_vectors=False):
+    def scroll(self, name, limit, offset=None, with_payload=True, with_vectors=False, **kwargs):
         start = offset or 1
         ids = range(start, min(start + limit, self.points + 1))
         rng = random.Random(start)
@@ -196,17 +197,46 @@ def memory_run(kind: str, points: int) -> None:
              "truncate_dim": None, "options": {"size": 384}}
     sys.path.insert(0, str(ROOT))
     get_embedder(model)
-    steps = [create_step("qm", 384)]
-    if kind == "copy":
-        steps.append(CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, 128, 2, 1000, "insert_only", points))
-    else:
-        steps.append(EmbedVectors("src", "dense", False, model, "text", 128, 2, points))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    qmspec_steps(client, steps, points)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    carry = {"dense": {"from": "dense", "truncate_to": None}} if kind == "copy" else {}
+    embed = {} if kind == "copy" else {"dense": {"model": model, "text_field": "text", "sparse": False}}
+    steps = [create_step("qm", 384), CopyPoints("src", "qm", carry, embed, 128, 2, 1000, "insert_only", points)]
+    sampler = RssSampler()
+    before = sampler.current()
+    with sampler:
+        qmspec_steps(client, steps, points)
     assert client.received == points, (client.received, points)
-    print(json.dumps({"kind": kind, "points": points, "rss_before_mib": round(before / 1024, 1),
-                      "rss_peak_mib": round(peak / 1024, 1), "qmspec_growth_mib": round((peak - before) / 1024, 1)}))
+    print(json.dumps({"kind": kind, "points": points, "rss_before_mib": round(before, 1),
+                      "rss_peak_mib": round(sampler.peak, 1), "qmspec_growth_mib": round(sampler.peak - before, 1)}))
+
+
+class RssSampler:
+    """Current resident memory, sampled every 5 ms while running (ru_maxrss is a lifetime high-water mark, which
+    import-time peaks would hide)."""
+
+    def __init__(self):
+        self.page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
+        self.peak = 0.0
+        self.running = False
+
+    def current(self) -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * self.page_mib
+
+    def _watch(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.current())
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.running, self.peak = True, self.current()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, self.current())
 
 
 def bench_memory() -> dict:
@@ -218,8 +248,8 @@ def bench_memory() -> dict:
                                     text=True, check=True, cwd=ROOT).stdout
             runs.append(json.loads(output.strip().splitlines()[-1]))
         small, large = runs
-        figures[kind] = {"runs": runs, "growth_ratio_100k_vs_10k": round(large["qmspec_growth_mib"] / max(small["qmspec_growth_mib"], 0.1), 2),
-                         "peak_ratio_100k_vs_10k": round(large["rss_peak_mib"] / small["rss_peak_mib"], 3)}
+        figures[kind] = {"runs": runs, "peak_ratio_100k_vs_10k": round(large["rss_peak_mib"] / small["rss_peak_mib"], 3),
+                         "growth_mib_100k_minus_10k": round(large["qmspec_growth_mib"] - small["qmspec_growth_mib"], 1)}
     return figures
 
 
@@ -235,7 +265,7 @@ def main() -> None:
         return
     figures = {
         "benchmark": "migration_throughput",
-        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "cores": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "cores": os.cpu_count()},
         "embedding": bench_embedding(args.model, args.points),
         "copy_only": bench_copy(args.copy_points),
         "memory": bench_memory(),
