@@ -224,6 +224,27 @@ def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env):
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Delete without asking (CI).")
+@state_options
+@connection_options
+def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env):
+    """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
+    from .apply import Journal
+    from .rollback import cleanup as finish
+
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    with session(target, state, state_dir, spec.alias, "qmspec cleanup " + spec_path) as (client, store):
+        journal = Journal(store, spec.alias, store.read(spec.alias))
+        old = (journal.record.get("active") or {}).get("previous_alias_target")
+        if old and not auto_approve:
+            click.echo(f"this deletes collection {old} and every point in it")
+        _confirm(auto_approve or not old)
+        finish(client, journal, click.echo)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
@@ -261,6 +282,48 @@ def unlock(spec_path, force, state, state_dir, path, url, api_key_env):
                               "stop that process first, or pass --force if you know it is gone")
         store.release(spec.alias)
     click.echo(f"released the lock on {spec.alias} (was pid {holder.get('pid')} on {holder.get('host')})")
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--a", "side_a", metavar="COLLECTION[:VECTOR]", help="First side (default: what the alias serves now, with query.using).")
+@click.option("--b", "side_b", metavar="COLLECTION[:VECTOR]", help="Second side (default: the spec's collection, with query.using).")
+@click.option("--queries-file", type=click.Path(exists=True, dir_okay=False), help="One query per line (default: verify.search queries).")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False), help='JSON Lines {"query": ..., "relevant": [ids]}: adds recall@k and nDCG@k.')
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw per-query overlap/recall and score distributions to this PNG.")
+@connection_options
+def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, path, url, api_key_env):
+    """Query two vectors side by side (old vs new model) and compare their top-k."""
+    from . import compare as comparing
+    from .connect import open_client
+
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection)
+    judged = comparing.load_judgments(judgments) if judgments else {}
+    queries = _compare_queries(spec, queries_file, judged)
+    with open_client(target) as client:
+        aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+        using = f":{spec.query_using}" if spec.query_using else ""
+        a = comparing.resolve_side(client, side_a or f"{aliases.get(spec.alias, spec.alias)}{using}")
+        b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}")
+        result = comparing.compare(client, a, b, queries, k, judged)
+    renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
+    click.echo(renderers[fmt](result), nl=False)
+    if plot_path:
+        comparing.plot(result, plot_path)
+        click.echo(f"plot written to {plot_path}", err=True)
+
+
+def _compare_queries(spec, queries_file, judged: dict) -> list[str]:
+    if queries_file:
+        return [line.strip() for line in Path(queries_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if judged:
+        return list(judged)
+    if spec.verify.search:
+        return list(spec.verify.search.queries)
+    raise QmspecError("no queries to compare: give --queries-file or --judgments, or verify.search.queries in the spec")
 
 
 @cli.command()

@@ -1,5 +1,5 @@
-"""Undo the latest apply of an alias: point it back at the collection it served before, restore settings an
-in-place update changed, and with drop_new delete the collections the apply created."""
+"""Undo the latest apply of an alias (point it back, restore settings changed in place, optionally drop what it
+created), or finish it: delete the collection the alias served before, once the apply was verified."""
 from __future__ import annotations
 
 from typing import Callable
@@ -52,3 +52,30 @@ def _drop_created(client, plan: Plan, active: dict, existing: set) -> list[str]:
             client.delete_collection(step.collection)
             dropped.append(f"collection {step.collection} deleted")
     return dropped
+
+
+def cleanup(client, journal: Journal, log: Callable[[str], None]) -> str | None:
+    """Delete the collection the alias served before the last apply: only after that apply succeeded (so it was
+    verified and swapped), while the alias still points at the new collection, and no other alias uses the old."""
+    active = journal.record.get("active")
+    if not active or active["status"] != "succeeded":
+        raise RollbackRefused(f"nothing to clean up for alias {journal.alias}: the last apply "
+                              f"{'is ' + active['status'] if active else 'is not recorded'}; cleanup follows a successful apply")
+    plan = Plan.from_dict(active["plan"])
+    old = active.get("previous_alias_target", active.get("alias_before"))
+    if not any(step["kind"] == "verify" and step["status"] == "done" for step in active["steps"]):
+        raise RollbackRefused(f"the last apply of {journal.alias} ran no verification; delete {old} by hand if you are sure")
+    if old is None or old == plan.collection or not client.collection_exists(old):
+        log(f"nothing to clean up: {old or 'no previous collection'} is gone or still serving")
+        return None
+    current = current_alias_target(client, plan.alias)
+    if current != plan.collection:
+        raise RollbackRefused(f"alias {plan.alias} serves {current}, not {plan.collection}: the migration was rolled back or moved")
+    serving = [a.alias_name for a in client.get_aliases().aliases if a.collection_name == old]
+    if serving:
+        raise RollbackRefused(f"not deleting {old}: alias(es) {', '.join(serving)} still point at it (rule DS102)")
+    client.delete_collection(old)
+    active["cleaned_up"] = old
+    journal.save()
+    log(f"deleted collection {old} (served {plan.alias} before plan {active['plan_hash']}, verified and swapped)")
+    return old

