@@ -109,14 +109,18 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
             embed.append(vector)
     steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry)))
     embedding = {vector.name: embedding_args(vector) for vector in embed}
+    on_copy = embedding if migration.embed == "on_copy" else {}
     if spec.source.files:
         points = sum(live.files.get(path, 0) for path in spec.source.files)
-        steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, embedding, migration.batch_size,
+        steps.append(LoadFiles(spec.collection, spec.source.files, spec.source.id_field, on_copy, migration.batch_size,
                                migration.parallel, migration.update_mode, points))
     else:
         points = source.points
-        steps.append(CopyPoints(source.name, spec.collection, carry, embedding, migration.batch_size, migration.parallel,
+        steps.append(CopyPoints(source.name, spec.collection, carry, on_copy, migration.batch_size, migration.parallel,
                                 migration.scroll_page, migration.update_mode, points))
+    if not on_copy:
+        steps += [_embed_step(spec, spec.collection, vector, points) for vector in embed]
+    if source is not None:
         steps.append(CatchUp(source.name, spec.collection, carry, embedding, migration.batch_size, migration.scroll_page))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "immediately" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=()))
@@ -252,6 +256,8 @@ def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -
         recorded = dict(source.recorded_model(how["from"]) or {"model": None})
         if how["truncate_to"]:
             recorded["truncate_dim"] = how["truncate_to"]
+            if recorded.get("model_settings"):  # queries must be truncated the same way
+                recorded["model_settings"] = recorded["model_settings"] | {"truncate_dim": how["truncate_to"]}
         identities[name] = recorded | {"carried_from": f"{source.name}.{how['from']}"}
     return identities
 

@@ -88,6 +88,7 @@ class MigrationSpec:
     scroll_page: int = 1000
     update_mode: str = "insert_only"
     defer_indexing: str = "hnsw_m0"
+    embed: str = "on_copy"  # or "backfill": separate update_vectors steps after the copy
 
 
 @dataclass(frozen=True)
