@@ -10,21 +10,24 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from qdrant_client import models
 
 from .embed import get_embedder
 from .errors import QmspecError
-from .pipeline import (Progress, SerializedClient, carried_vectors, check_source_files, payload_hash, pipelined,
-                       read_records, scroll_pages, update_vectors, upload)
-from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+from .pipeline import (Progress, SerializedClient, carried_vectors, check_source_files, fit_linear_map, map_recall,
+                       payload_hash, pipelined, read_records, scroll_pages, update_vectors, upload)
+from .plan import (CatchUp, CopyPoints, CreateCollection, LearnAdapter, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                    LoadFiles, Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 from .render import describe
 from .state import now
 from .verify import VerificationFailed, verify
 
 READY_TIMEOUT_S = 600
+ADAPTER_DIR = ".qmspec/adapters"
 DEFAULT_SCROLL_PAGE = 1000
 
 
@@ -263,6 +266,45 @@ def _writer(run: Run, collection: str, step) -> Callable[[list], None]:
     return lambda rows: upload(run.client, collection, rows, step.batch_size, step.parallel, step.update_mode, run.embedded)
 
 
+def run_learn_adapter(run: Run, step: LearnAdapter) -> dict:
+    """Fit on `sample` texts, measure on a quarter more held out; the matrix goes beside the journal."""
+    held_out = max(step.sample // 4, 10)
+    points, _ = run.client.scroll(step.source, limit=step.sample + held_out, with_payload=models.PayloadSelectorInclude(
+        include=[step.text_field]), with_vectors=[step.from_vector])
+    points = [p for p in points if isinstance((p.payload or {}).get(step.text_field), str) and (p.vector or {}).get(step.from_vector)]
+    if len(points) < 20:
+        raise ApplyError(f"only {len(points)} points of {step.source} have text and {step.from_vector!r}: too few to learn a map")
+    split = max(len(points) - held_out, len(points) * 3 // 4)
+    old = np.asarray([p.vector[step.from_vector] for p in points], dtype=np.float32)
+    new = np.asarray(get_embedder(step.model).embed([p.payload[step.text_field] for p in points]), dtype=np.float32)
+    matrix = fit_linear_map(old[:split], new[:split])
+    recall = map_recall(old[split:] @ matrix, new[split:])
+    run.log(f"      learned on {split} texts; recall@10 on {len(points) - split} held-out texts: {recall:.2f} (min {step.min_recall})")
+    if recall < step.min_recall:
+        raise ApplyError(f"the learned map keeps recall@10 {recall:.2f}, below min_recall {step.min_recall}: "
+                         "re-embed instead (remove `adapter`), or learn from a larger sample")
+    path = adapter_path(run, step.vector)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, matrix)
+    return {"recall_at_10": recall, "trained_on": split, "held_out": len(points) - split, "matrix": str(path)}
+
+
+def adapter_path(run: Run, vector: str) -> Path:
+    return Path(ADAPTER_DIR) / f"{run.journal.alias}-{run.journal.active['plan_hash']}-{vector}.npy"
+
+
+def _learned_maps(run: Run, carry: dict) -> dict:
+    """Matrices of the adapters this plan learned; a resumed apply on a runner without them learns them again."""
+    maps = {}
+    for vector, how in carry.items():
+        if how.get("adapter"):
+            path = adapter_path(run, vector)
+            if not path.exists():
+                raise ApplyError(f"the learned map for {vector} ({path}) is missing: roll back and apply again to relearn it")
+            maps[vector] = np.load(path)
+    return maps
+
+
 def run_copy_points(run: Run, step: CopyPoints) -> dict:
     """Scroll the source (vectors only where they are carried), insert-only into the target, checkpoint the offset
     after each page: a resumed copy re-sends at most the pages in flight, which insert-only mode makes harmless."""
@@ -270,13 +312,14 @@ def run_copy_points(run: Run, step: CopyPoints) -> dict:
     if position.get("done"):
         return {"points": position["copied"]}
     distances = _distances(run.client, step.target)
+    maps = _learned_maps(run, step.carry)
     with_vectors = sorted({how["from"] for how in step.carry.values()}) or False
     progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
 
     embed_new = _embedding_on_the_way(step.embed)
 
     def to_points(page: list) -> list:
-        return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances),
+        return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances, maps),
                                              payload=p.payload or {}) for p in page])
 
     def checkpoint(next_offset, done: int) -> None:
@@ -365,6 +408,7 @@ def run_catch_up(run: Run, step: CatchUp) -> dict:
     target_hashes = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, step.scroll_page)
                      for p in page}
     distances = _distances(client, step.target)
+    maps = _learned_maps(run, step.carry)
     with_vectors = sorted({how["from"] for how in step.carry.values()}) or False
     embed_new = _embedding_on_the_way(step.embed)
     changed = added = 0
@@ -377,7 +421,7 @@ def run_catch_up(run: Run, step: CatchUp) -> dict:
                 changed += known is not None
                 added += known is None
         if stale:
-            rewritten = embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances),
+            rewritten = embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances, maps),
                                                       payload=p.payload or {}) for p in stale])
             upload(client, step.target, rewritten, step.batch_size, 1, "upsert", run.embedded)
     removed = list(target_hashes)
@@ -516,6 +560,7 @@ def run_delete_collection(run: Run, step: DeleteCollection) -> dict:
 STEP_FUNCTIONS = {
     "create_collection": run_create_collection,
     "load_files": run_load_files,
+    "learn_adapter": run_learn_adapter,
     "copy_points": run_copy_points,
     "embed_vectors": run_embed_vectors,
     "catch_up": run_catch_up,

@@ -54,13 +54,28 @@ class LoadFiles(Step):
 
 
 @dataclass(frozen=True)
+class LearnAdapter(Step):
+    """Embed a sample of texts with the new model, fit a least-squares map from the stored vectors to them, and
+    measure it on held-out texts; fail, before anything is written, below min_recall."""
+
+    kind: ClassVar[str] = "learn_adapter"
+    source: str
+    vector: str  # the target vector the map fills
+    from_vector: str
+    model: dict
+    text_field: str
+    sample: int
+    min_recall: float
+
+
+@dataclass(frozen=True)
 class CopyPoints(Step):
     """Scroll the source, embed the new vectors on the way, upsert into the target: one write per point."""
 
     kind: ClassVar[str] = "copy_points"
     source: str
     target: str
-    carry: dict  # target vector -> {"from": source vector, "truncate_to": int | None}
+    carry: dict  # target vector -> {"from": source vector, "truncate_to": int | None, "adapter": bool}
     embed: dict  # vector -> {"model": settings, "text_field", "sparse"}
     batch_size: int
     parallel: int
@@ -163,7 +178,7 @@ class DeleteCollection(Step):
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.kind: cls
-    for cls in (CreateCollection, LoadFiles, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, UpdateCollection,
+    for cls in (CreateCollection, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, UpdateCollection,
                 RestoreIndexing, Verify, SwapAlias, DeleteCollection)
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .diff import Change, diff_collection, same_model
 from .errors import QmspecError
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
-from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 from .rules import RuleContext, check_rules
 from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
@@ -105,6 +105,10 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         notes.append(f"{vector.name}: {decision.reason}")
         if decision.carry_from is not None:
             carry[vector.name] = {"from": decision.carry_from, "truncate_to": decision.truncate_to}
+            if getattr(vector, "adapter", None):
+                carry[vector.name]["adapter"] = True
+                steps.append(LearnAdapter(source.name, vector.name, decision.carry_from, model_settings(vector.model),
+                                          vector.text_field, vector.adapter["sample"], vector.adapter["min_recall"]))
         else:
             embed.append(vector)
     steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry)))
@@ -143,7 +147,10 @@ class CarryDecision:
 def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveCollection | None) -> CarryDecision:
     """Whether a vector can be copied from the source instead of re-embedded, and why (shown in the plan)."""
     sparse = isinstance(vector, SparseVectorSpec)
-    stored = source.vector(vector.carry_from or vector.name) if source else None
+    adapter = getattr(vector, "adapter", None)
+    stored = source.vector((adapter or {}).get("from") or vector.carry_from or vector.name) if source else None
+    if adapter:
+        return _adapted(vector, source, stored)
     if vector.carry_from:
         return _explicit_carry(vector, source, stored, sparse)
     model = vector.model
@@ -161,6 +168,17 @@ def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveColle
         return CarryDecision(vector.name, model.truncate_dim,
                              f"truncate {source.name}.{vector.name} {stored.size} -> {model.truncate_dim} (Matryoshka prefix of {model.name}: no model run)")
     return CarryDecision(None, None, f"re-embed with {model.name} (stored vectors come from {recorded.get('model')})")
+
+
+def _adapted(vector: DenseVectorSpec, source: LiveCollection | None, stored) -> CarryDecision:
+    where = f"vectors.{vector.name}.adapter.from"
+    if source is None or not isinstance(stored, LiveDenseVector) or stored.multivector:
+        raise PlanningError(f"{where}: the source has no dense vector {vector.adapter['from']!r} to map; "
+                            "an adapter maps stored dense vectors of a source collection")
+    return CarryDecision(vector.adapter["from"], None,
+                         f"map {source.name}.{vector.adapter['from']} ({stored.size}-d) into {vector.model.name} with a linear map "
+                         f"learned from {vector.adapter['sample']} texts (the model runs on those only; recall@10 on held-out "
+                         f"texts must reach {vector.adapter['min_recall']})")
 
 
 def _explicit_carry(vector, source, stored, sparse: bool) -> CarryDecision:
@@ -250,8 +268,10 @@ def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -
     identities = {}
     for name, how in carry.items():
         vector = spec.vector(name)
-        if vector.model:  # carried because the source holds this very model's vectors
+        if vector.model:  # the source holds this model's vectors, or they are mapped into its space
             identities[name] = recorded_identity(vector)
+            if how.get("adapter"):
+                identities[name] |= {"adapted_from": f"{source.name}.{how['from']}", "adapter_sample": vector.adapter["sample"]}
             continue
         recorded = dict(source.recorded_model(how["from"]) or {"model": None})
         if how["truncate_to"]:

@@ -1,11 +1,11 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
-from .plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
+from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
 
 SYMBOLS = {"create_collection": "+", "load_files": "+", "copy_points": "+", "embed_vectors": "+", "create_vector": "+",
-           "catch_up": "~",
+           "catch_up": "~", "learn_adapter": "?",
            "update_collection": "~", "restore_indexing": "~", "verify": "?", "swap_alias": "~",
            "delete_vector": "-", "delete_collection": "-"}
 
@@ -45,7 +45,7 @@ def describe(step: Step) -> tuple[str, list[str]]:
                 [", ".join(step.files), _embedding(step.embed), _batching(step)])
     if isinstance(step, CopyPoints):
         carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
-                   for name, c in step.carry.items()]
+                   + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
         what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
         return (f"copy {step.points:,} points {step.source} -> {step.target}",
                 [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)])
@@ -53,6 +53,10 @@ def describe(step: Step) -> tuple[str, list[str]]:
         kind = "sparse " if step.sparse else ""
         return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
                 [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
+    if isinstance(step, LearnAdapter):
+        return (f"learn a linear map {step.source}.{step.from_vector} -> {step.model['name']} for {step.vector}",
+                [f"embed {step.sample} texts (+{max(step.sample // 4, 10)} held out) with {step.model['name']}; least squares; "
+                 f"stop before any write if recall@10 < {step.min_recall}"])
     if isinstance(step, CatchUp):
         redo = f"; re-embed {', '.join(step.embed)} for the points it rewrites" if step.embed else ""
         return (f"catch up {step.target} with {step.source}",

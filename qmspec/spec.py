@@ -58,6 +58,7 @@ class DenseVectorSpec:
     carry_from: str | None = None
     hnsw: dict = field(default_factory=dict)
     quantization: dict | None = None
+    adapter: dict | None = None  # {"from", "sample", "min_recall"}: map stored vectors instead of re-embedding
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ def _dense(name: str, data: dict) -> DenseVectorSpec:
         carry_from=(data.get("carry") or {}).get("from"),
         hnsw=data.get("hnsw", {}),
         quantization=_quantization(data.get("quantization")),
+        adapter={"sample": 500, "min_recall": 0.8} | data["adapter"] if "adapter" in data else None,
     )
 
 
@@ -451,7 +453,7 @@ def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
             "copy from the collection the alias serves now (omit `source`) or from another collection")
     if spec.source.files:
         for vector in (*spec.vectors, *spec.sparse_vectors):
-            if vector.carry_from:
+            if vector.carry_from or getattr(vector, "adapter", None):
                 group = "vectors" if isinstance(vector, DenseVectorSpec) else "sparse_vectors"
                 add((group, vector.name, "carry"), "cannot carry vectors when points come from files",
                     "give the vector a `model:` instead, or copy from a collection")
@@ -473,6 +475,9 @@ def _check_vector(vector, path: tuple, spec: Spec, add) -> None:
         add(path, "has neither `model` nor `carry`", "add `model: {name: ...}` to embed it, or `carry: {from: NAME}` to copy it")
     if model is not None and vector.carry_from is not None:
         add(path + ("carry",), "has both `model` and `carry`", "keep `carry` to copy stored vectors, or `model` to re-embed")
+    if isinstance(vector, DenseVectorSpec) and vector.adapter and (model is None or vector.carry_from):
+        add(path + ("adapter",), "an adapter maps stored vectors into a model's space: it needs `model` and no `carry`",
+            "give the new model under `model:` and remove `carry:`")
     if isinstance(vector, DenseVectorSpec):
         if model and model.backend == "bm25":
             add(path + ("model", "backend"), "bm25 produces sparse vectors", "move this vector under `sparse_vectors:`")
