@@ -327,6 +327,30 @@ def _compare_queries(spec, queries_file, judged: dict) -> list[str]:
 
 
 @cli.command()
+@click.option("--alias", "aliases", multiple=True, metavar="ALIAS", help="Alias to write a spec for (repeatable; default: every alias).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <alias>.yaml files here instead of printing.")
+@connection_options
+def inspect(aliases, out_dir, path, url, api_key_env):
+    """Write a spec from live state for each alias, so existing collections come under management."""
+    from .inspect import spec_from_live, to_yaml
+    from .live import observe
+
+    target = resolve_target(path, url, api_key_env)
+    live = observe(target, focus=[])
+    chosen = list(aliases) or sorted(live.aliases)
+    if not chosen:
+        raise QmspecError(f"the {target.describe()} has no alias to inspect; qmspec manages collections behind aliases")
+    for alias in chosen:
+        text = to_yaml(spec_from_live(live, alias))
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            Path(out_dir, f"{slug(alias)}.yaml").write_text(text, encoding="utf-8")
+            click.echo(f"wrote {Path(out_dir, slug(alias) + '.yaml')}", err=True)
+        else:
+            click.echo(text if len(chosen) == 1 else f"---\n{text}", nl=False)
+
+
+@cli.command()
 def schema():
     """Print the spec's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
     click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)

@@ -1,0 +1,76 @@
+"""`qmspec inspect`: write a spec from live state, so collections made by hand come under management.
+
+Pure: LiveState in, spec data out. Vectors whose model qmspec recorded get that model; the others are declared
+`carry: {from: <itself>}`, which says "keep what is stored" without claiming to know the model. Planning the
+written spec against the same state yields no changes.
+"""
+from __future__ import annotations
+
+import yaml
+
+from .errors import QmspecError
+from .livestate import LiveCollection, LiveState
+
+HEADER = "# yaml-language-server: $schema={schema}\n# Written by `qmspec inspect` from live state. Review it, then keep it under version control.\n"
+
+
+def spec_from_live(live: LiveState, alias: str) -> dict:
+    if alias not in live.aliases:
+        known = ", ".join(sorted(live.aliases)) or "none"
+        raise QmspecError(f"alias {alias!r} does not exist (aliases: {known})")
+    collection = live.collections[live.aliases[alias]]
+    if collection.unnamed:
+        raise QmspecError(f"{collection.name} has a single unnamed vector; specs name their vectors. Migrate it to a "
+                          "collection with named vectors first (write that spec by hand: rule BC203 will warn)")
+    spec = {"version": 1, "alias": alias, "collection": collection.name}
+    dense = {vector.name: _dense(collection, vector) for vector in collection.vectors}
+    sparse = {vector.name: _sparse(collection, vector) for vector in collection.sparse_vectors}
+    if dense:
+        spec["vectors"] = dense
+    if sparse:
+        spec["sparse_vectors"] = sparse
+    if collection.quantization:
+        spec["quantization"] = collection.quantization
+    return spec
+
+
+def _dense(collection: LiveCollection, vector) -> dict:
+    entry = {"size": vector.size, "distance": vector.distance}
+    if vector.on_disk:
+        entry["on_disk"] = True
+    if vector.datatype != "float32":
+        entry["datatype"] = vector.datatype
+    if vector.multivector:
+        entry["multivector"] = {"comparator": vector.multivector}
+    if vector.quantization:
+        entry["quantization"] = vector.quantization
+    return entry | _source(collection, vector.name)
+
+
+def _sparse(collection: LiveCollection, vector) -> dict:
+    entry = {"modifier": vector.modifier}
+    if vector.on_disk:
+        entry["on_disk"] = True
+    return entry | _source(collection, vector.name)
+
+
+def _source(collection: LiveCollection, name: str) -> dict:
+    recorded = collection.recorded_model(name) or {}
+    settings = recorded.get("model_settings")
+    if not settings:
+        return {"carry": {"from": name}}
+    model = {"name": settings["name"], "backend": settings["backend"]}
+    for key in ("path", "truncate_dim"):
+        if settings.get(key):
+            model[key] = settings[key]
+    if recorded.get("matryoshka"):
+        model["matryoshka"] = True
+    if settings.get("normalize") is False:
+        model["normalize"] = False
+    if settings.get("options"):
+        model["options"] = settings["options"]
+    return {"model": model}
+
+
+def to_yaml(spec: dict, schema: str = "schemas/qmspec.schema.json") -> str:
+    return HEADER.format(schema=schema) + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
