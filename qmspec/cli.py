@@ -31,6 +31,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE = 0, 1, 2, 3, 4
 
 
 def connection_options(command):
+    command = click.option("--env", "env", metavar="NAME", help="Environment named in qmspec.yaml (its path or URL and key variable).")(command)
     command = click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default QDRANT_API_KEY).")(command)
     command = click.option("--url", metavar="URL", help="Qdrant server URL.")(command)
     command = click.option("--path", metavar="DIR", help="Embedded Qdrant store (default .qmspec/qdrant).")(command)
@@ -64,12 +65,12 @@ def validate(specs):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes to make.")
 @connection_options
-def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env):
+def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env, env):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     from .live import observe
 
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     click.echo(f"reading live state from the {target.describe()}", err=True)
     live = observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
                    focus_aliases=[spec.alias], files=spec.source.files)
@@ -89,13 +90,13 @@ def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env):
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @connection_options
-def show(plan_path, fmt, path, url, api_key_env):
+def show(plan_path, fmt, path, url, api_key_env, env):
     """Print a saved plan; exit 4 if live state has moved since it was made."""
     from .live import observe
 
     saved = Plan.from_json(Path(plan_path).read_text(encoding="utf-8"))
     click.echo(render(saved, fmt), nl=False)
-    target = resolve_target(path, url, api_key_env)
+    target = resolve_target(path, url, api_key_env, env=env)
     files = tuple(f for step in saved.steps if isinstance(step, LoadFiles) for f in step.files)
     live = observe(target, focus=saved.prior["collections"], files=files)
     reason = saved.stale_reason(live)
@@ -152,14 +153,14 @@ def state_options(command):
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
 @state_options
 @connection_options
-def apply(source, auto_approve, state, state_dir, path, url, api_key_env):
+def apply(source, auto_approve, state, state_dir, path, url, api_key_env, env):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     from .apply import Journal, apply_plan
     from .live import observe
     from .workflow import decide
 
     spec, saved = _load_spec_or_plan(source)
-    target = resolve_target(path, url, api_key_env, spec.connection if spec else None)
+    target = resolve_target(path, url, api_key_env, spec.connection if spec else None, env=env)
     alias = spec.alias if spec else saved.alias
     with session(target, state, state_dir, alias, "qmspec apply " + source) as (client, store):
         journal = Journal(store, alias, store.read(alias))
@@ -210,13 +211,13 @@ def _write_report(journal, state_dir: str) -> None:
 @click.option("--drop-new", is_flag=True, help="Also delete the collections the apply created.")
 @state_options
 @connection_options
-def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env):
+def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env, env):
     """Point the alias back at the collection it served before the last apply."""
     from .apply import Journal
     from .rollback import rollback as undo
 
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, "qmspec rollback " + spec_path) as (client, store):
         undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
     click.echo(f"Rollback complete for alias {spec.alias}.")
@@ -227,13 +228,13 @@ def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env):
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (CI).")
 @state_options
 @connection_options
-def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env):
+def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env, env):
     """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
     from .apply import Journal
     from .rollback import cleanup as finish
 
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, "qmspec cleanup " + spec_path) as (client, store):
         journal = Journal(store, spec.alias, store.read(spec.alias))
         old = (journal.record.get("active") or {}).get("previous_alias_target")
@@ -248,12 +249,12 @@ def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
-def status(spec_path, fmt, state, state_dir, path, url, api_key_env):
+def status(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
     from .live import observe
 
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, None) as (client, store):
         live = observe(target, focus=[], focus_aliases=[spec.alias], client=client)
         report = describe_status(spec.alias, store.read(spec.alias), store.lock_holder(spec.alias), live)
@@ -265,10 +266,10 @@ def status(spec_path, fmt, state, state_dir, path, url, api_key_env):
 @click.option("--force", is_flag=True, help="Release even a lock whose holder may still run.")
 @state_options
 @connection_options
-def unlock(spec_path, force, state, state_dir, path, url, api_key_env):
+def unlock(spec_path, force, state, state_dir, path, url, api_key_env, env):
     """Release the apply lock of an alias left behind by a process that died."""
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
     opened = nullcontext((None, FileStateStore.for_target(target.key, state_dir))) if state == "file" else \
         session(target, state, state_dir, spec.alias, None)
@@ -294,13 +295,13 @@ def unlock(spec_path, force, state, state_dir, path, url, api_key_env):
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw per-query overlap/recall and score distributions to this PNG.")
 @connection_options
-def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, path, url, api_key_env):
+def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, path, url, api_key_env, env):
     """Query two vectors side by side (old vs new model) and compare their top-k."""
     from . import compare as comparing
     from .connect import open_client
 
     spec = load_spec(spec_path)
-    target = resolve_target(path, url, api_key_env, spec.connection)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     judged = comparing.load_judgments(judgments) if judgments else {}
     queries = _compare_queries(spec, queries_file, judged)
     with open_client(target) as client:
@@ -330,12 +331,12 @@ def _compare_queries(spec, queries_file, judged: dict) -> list[str]:
 @click.option("--alias", "aliases", multiple=True, metavar="ALIAS", help="Alias to write a spec for (repeatable; default: every alias).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <alias>.yaml files here instead of printing.")
 @connection_options
-def inspect(aliases, out_dir, path, url, api_key_env):
+def inspect(aliases, out_dir, path, url, api_key_env, env):
     """Write a spec from live state for each alias, so existing collections come under management."""
     from .inspect import spec_from_live, to_yaml
     from .live import observe
 
-    target = resolve_target(path, url, api_key_env)
+    target = resolve_target(path, url, api_key_env, env=env)
     live = observe(target, focus=[])
     chosen = list(aliases) or sorted(live.aliases)
     if not chosen:
@@ -348,6 +349,46 @@ def inspect(aliases, out_dir, path, url, api_key_env):
             click.echo(f"wrote {Path(out_dir, slug(alias) + '.yaml')}", err=True)
         else:
             click.echo(text if len(chosen) == 1 else f"---\n{text}", nl=False)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@state_options
+@connection_options
+def drift(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
+    """Report where live state moved away from the spec and from the last apply; exit 2 when it has."""
+    from .drift import drift as find_drift
+    from .live import observe
+
+    spec = load_spec(spec_path)
+    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    with session(target, state, state_dir, spec.alias, None) as (client, store):
+        live = observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
+        found = find_drift(spec, live, store.read(spec.alias))
+    if fmt == "json":
+        click.echo(json.dumps({"format": 1, "alias": spec.alias, "drift": found}, indent=2))
+    else:
+        click.echo("\n".join(f"drift from the {d['against']}: {d['detail']}" for d in found) if found
+                   else f"no drift: {target.describe()} matches {spec_path} and the last apply")
+    sys.exit(EXIT_CHANGES if found else EXIT_OK)
+
+
+@cli.command("diff")
+@click.option("--env", "envs", multiple=True, required=True, metavar="NAME", help="Two environments of qmspec.yaml.")
+@click.option("--alias", metavar="ALIAS", help="Compare only the collections serving this alias, whatever their names.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def diff_environments(envs, alias, fmt):
+    """Compare the live state of two environments; exit 2 when they differ."""
+    from .envdiff import compare_environments, facts, render_json, render_text
+    from .live import observe
+
+    if len(envs) != 2:
+        raise QmspecError("give exactly two environments: --env staging --env prod")
+    sides = [facts(observe(resolve_target(env=name)), alias) for name in envs]
+    differences = compare_environments(*sides)
+    click.echo((render_json if fmt == "json" else render_text)(envs[0], envs[1], differences), nl=False)
+    sys.exit(EXIT_CHANGES if differences else EXIT_OK)
 
 
 @cli.command()

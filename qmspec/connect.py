@@ -45,10 +45,17 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def resolve_target(path: str | None = None, url: str | None = None, api_key_env: str | None = None, spec_connection=None) -> Target:
-    """Command-line options win over the spec's `connection:`; with neither, the embedded default."""
-    if path and url:
-        raise QdrantAccessError("give either --path (embedded store) or --url (server), not both")
+def resolve_target(path: str | None = None, url: str | None = None, api_key_env: str | None = None, spec_connection=None,
+                   env: str | None = None) -> Target:
+    """--path/--url win, then --env (an environment of qmspec.yaml), then the spec's `connection:`, then the
+    embedded default."""
+    if sum(map(bool, (path, url, env))) > 1:
+        raise QdrantAccessError("give one of --path (embedded store), --url (server) or --env (qmspec.yaml), not several")
+    if env:
+        from .project import environment_target
+
+        target = environment_target(env)
+        return Target(path=target.path, url=target.url, api_key_env=api_key_env or target.api_key_env)
     spec_connection = spec_connection or _NoConnection
     if not path and not url:
         path, url = spec_connection.path, spec_connection.url
