@@ -46,12 +46,13 @@ def cli():
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(specs):
+@click.option("--env", metavar="NAME", help="Validate with this environment's values merged in.")
+def validate(specs, env):
     """Check spec files against the schema and the semantic rules. Touches no Qdrant."""
     failed = False
     for path in specs:
         try:
-            load_spec(path)
+            load_spec(path, env=env)
             click.echo(f"ok: {path}")
         except SpecError as error:
             failed = True
@@ -69,7 +70,7 @@ def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env, env):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     from .live import observe
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     click.echo(f"reading live state from the {target.describe()}", err=True)
     live = observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
@@ -105,14 +106,14 @@ def show(plan_path, fmt, path, url, api_key_env, env):
         sys.exit(EXIT_STALE)
 
 
-def _load_spec_or_plan(source: str):
+def _load_spec_or_plan(source: str, env: str | None):
     if source.endswith(".json"):
         try:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise QmspecError(f"cannot read plan file {source}: {exc.strerror}") from None
         return None, Plan.from_json(text)
-    return load_spec(source), None
+    return load_spec(source, env=env), None
 
 
 @contextmanager
@@ -159,7 +160,7 @@ def apply(source, auto_approve, state, state_dir, path, url, api_key_env, env):
     from .live import observe
     from .workflow import decide
 
-    spec, saved = _load_spec_or_plan(source)
+    spec, saved = _load_spec_or_plan(source, env)
     target = resolve_target(path, url, api_key_env, spec.connection if spec else None, env=env)
     alias = spec.alias if spec else saved.alias
     with session(target, state, state_dir, alias, "qmspec apply " + source) as (client, store):
@@ -216,7 +217,7 @@ def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env, env)
     from .apply import Journal
     from .rollback import rollback as undo
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, "qmspec rollback " + spec_path) as (client, store):
         undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
@@ -233,7 +234,7 @@ def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env, e
     from .apply import Journal
     from .rollback import cleanup as finish
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, "qmspec cleanup " + spec_path) as (client, store):
         journal = Journal(store, spec.alias, store.read(spec.alias))
@@ -253,7 +254,7 @@ def status(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
     from .live import observe
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, None) as (client, store):
         live = observe(target, focus=[], focus_aliases=[spec.alias], client=client)
@@ -268,7 +269,7 @@ def status(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
 @connection_options
 def unlock(spec_path, force, state, state_dir, path, url, api_key_env, env):
     """Release the apply lock of an alias left behind by a process that died."""
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
     opened = nullcontext((None, FileStateStore.for_target(target.key, state_dir))) if state == "file" else \
@@ -300,7 +301,7 @@ def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_pat
     from . import compare as comparing
     from .connect import open_client
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     judged = comparing.load_judgments(judgments) if judgments else {}
     queries = _compare_queries(spec, queries_file, judged)
@@ -361,7 +362,7 @@ def drift(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
     from .drift import drift as find_drift
     from .live import observe
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, env=env)
     target = resolve_target(path, url, api_key_env, spec.connection, env=env)
     with session(target, state, state_dir, spec.alias, None) as (client, store):
         live = observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)

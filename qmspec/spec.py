@@ -163,8 +163,9 @@ class Spec:
 # ---------------------------------------------------------------- loading
 
 
-def load_spec(path: str | os.PathLike, environ: dict | None = None) -> Spec:
-    """Read and validate a spec file. Raises SpecError listing every problem found."""
+def load_spec(path: str | os.PathLike, environ: dict | None = None, env: str | None = None) -> Spec:
+    """Read and validate a spec file, with the values of environment `env` merged in. Raises SpecError listing
+    every problem found."""
     environ = os.environ if environ is None else environ
     file = str(path)
     try:
@@ -173,10 +174,10 @@ def load_spec(path: str | os.PathLike, environ: dict | None = None) -> Spec:
         raise SpecError([Problem(file, None, "", "spec file not found", "check the path, relative to the current directory")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file, None, "", f"cannot read the spec: {exc}", "save it as a UTF-8 text file")]) from None
-    return parse_spec(text, file, environ)
+    return parse_spec(text, file, environ, env)
 
 
-def parse_spec(text: str, file: str, environ: dict) -> Spec:
+def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> Spec:
     try:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -187,6 +188,10 @@ def parse_spec(text: str, file: str, environ: dict) -> Spec:
     problems = schema_problems(document, file)
     if problems:
         raise SpecError(problems)
+    document = for_environment(document, env)
+    problems = schema_problems(document, file)
+    if problems:
+        raise SpecError(problems)
     data = document.data
     context = _Context(file, document, environ, Path(file).resolve().parent)
     spec = _build_spec(data, context)
@@ -194,6 +199,28 @@ def parse_spec(text: str, file: str, environ: dict) -> Spec:
     if context.problems:
         raise SpecError(context.problems)
     return spec
+
+
+def for_environment(document: YamlDocument, env: str | None) -> YamlDocument:
+    """The spec as environment `env` sees it: its `environments.<env>` values merged over the rest, each merged
+    key keeping the line it was written on, so errors point at the overlay."""
+    data = dict(document.data)
+    overlays = data.pop("environments", None) or {}
+    lines = dict(document.lines)
+    if env and env in overlays:
+        _merge(data, overlays[env], (), ("environments", env), lines)
+    return YamlDocument(data, lines)
+
+
+def _merge(base: dict, overlay: dict, path: tuple, origin: tuple, lines: dict) -> None:
+    for key, value in overlay.items():
+        if origin + (key,) in lines:
+            lines[path + (key,)] = lines[origin + (key,)]
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = dict(base[key])
+            _merge(base[key], value, path + (key,), origin + (key,), lines)
+        else:
+            base[key] = value
 
 
 @lru_cache(maxsize=1)
@@ -419,7 +446,7 @@ def _first_sparse(data: dict) -> str | None:
 
 def spec_hash(data: dict) -> str:
     """Hash of the desired state. The connection is left out: the same spec aimed at staging and prod is one spec."""
-    desired = {key: value for key, value in data.items() if key != "connection"}
+    desired = {key: value for key, value in data.items() if key not in ("connection", "environments")}
     return hashlib.sha256(json.dumps(desired, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

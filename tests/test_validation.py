@@ -119,3 +119,17 @@ def test_shipped_specs_are_valid(path, monkeypatch):
 
     monkeypatch.chdir(Path(__file__).parent.parent)
     assert load_spec(path).alias
+
+
+def test_environment_values_merge_over_the_spec_and_errors_point_at_the_overlay(tmp_path):
+    path = tmp_path / "envs.yaml"
+    path.write_text(GOOD + "environments:\n  prod:\n    replication_factor: 3\n    vectors:\n      dense: {on_disk: true}\n"
+                           "  qa:\n    replication_factor: many\n", encoding="utf-8")
+    base, prod = load_spec(path), load_spec(path, env="prod")
+    assert (base.replication_factor, base.vectors[0].on_disk) == (None, False)
+    assert (prod.replication_factor, prod.vectors[0].on_disk, prod.vectors[0].size) == (3, True, 384)
+    assert base.spec_hash != prod.spec_hash
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, env="qa")
+    problem = caught.value.problems[0]
+    assert (problem.line, problem.key) == (16, "replication_factor") and "not a integer" in problem.message
