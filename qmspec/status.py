@@ -6,7 +6,7 @@ from .livestate import LiveState
 
 def describe_status(alias: str, record: dict, lock: dict | None, live: LiveState) -> dict:
     active = record.get("active")
-    report = {"alias": alias, "serves": live.aliases.get(alias), "lock": lock, "last_apply": None,
+    report = {"format": 1, "alias": alias, "serves": live.aliases.get(alias), "lock": lock, "last_apply": None,
               "history": record.get("history", [])}
     if active:
         report["last_apply"] = {
