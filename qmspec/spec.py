@@ -265,7 +265,7 @@ def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, 
     if kind == "type":
         return f"{value!r} is not a {error.validator_value}", f"give a {error.validator_value} value", path
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        return f"{value!r} is out of range ({kind} {error.validator_value})", f"use a value within the range", path
+        return f"{value!r} is out of range ({kind} {error.validator_value})", "use a value within the range", path
     if kind == "pattern":
         return f"{value!r} has characters that are not allowed", "use letters, digits, _ . - only (codes look like DS101)", path
     if kind in ("minItems", "minLength", "minProperties"):

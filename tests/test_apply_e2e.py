@@ -4,24 +4,20 @@ swap (paraphrase-MiniLM-L3-v2, ONNX), re-apply as a no-op, rollback, and searche
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
+
+from .run import qmspec
 
 ROOT = Path(__file__).parent.parent
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("onnxruntime")
 
 
-def qmspec(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
+from .run import qmspec
+
 ROOT = Path(__file__).parent.parent
 POINTS = 300
 PLUGIN = "tests.plugins.hash_embedder:HashEmbedder"
@@ -41,10 +43,6 @@ STEP_KINDS = ["create_collection", "copy_points", "catch_up", "restore_indexing"
               "delete_collection"]
 
 
-def qmspec(*args, cwd: Path, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=cwd, env=environ, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def build_source(store: Path) -> None:

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient, models
 
 from .livebuilder import build_store
+from .run import qmspec
 
 ROOT = Path(__file__).parent.parent
 MINI = "sentence-transformers/all-MiniLM-L6-v2"
@@ -19,13 +17,13 @@ LIVE_V1 = {
     "collections": {"docs_v1": {"vectors": {"dense": {"size": 8, "distance": "Cosine"}}, "points": 5, "models": {"dense": MINI}}},
     "aliases": {"docs": "docs_v1"},
 }
-SPEC_V2 = f"""\
+SPEC_V2 = """\
 version: 1
 alias: docs
 collection: docs_v2
 vectors:
-  dense: {{size: 16, distance: Cosine, model: {{name: other/model-16}}}}
-query: {{using: dense, model: other/model-16}}
+  dense: {size: 16, distance: Cosine, model: {name: other/model-16}}
+query: {using: dense, model: other/model-16}
 """
 SPEC_SAME = f"""\
 version: 1
@@ -36,9 +34,6 @@ vectors:
 """
 
 
-def qmspec(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture()

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from qmspec.livestate import LiveCollection, LiveDenseVector, LiveState
 from qmspec.spec import DenseVectorSpec, ModelSpec, Spec
 
 from .livebuilder import build_store
+from .run import qmspec
 
 ROOT = Path(__file__).parent.parent
 MINI, MPNET = "sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers/all-mpnet-base-v2"
@@ -27,9 +25,6 @@ PROD = {"collections": {"docs_v1": {"vectors": {"dense": {"size": 384, "distance
         "aliases": {"docs": "docs_v1", "other": "shared"}}
 
 
-def qmspec(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Bad specs: each case asserts the error names the file, the line and the key path, and offers a fix."""
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
