@@ -11,14 +11,6 @@ SINCE = {
     "vector_name_reuse_safe": (1, 19, 0),  # on 1.18, delete + re-create of one name could resurrect old data
 }
 
-FEATURE_WORDS = {
-    "collection_metadata": "collection metadata",
-    "update_mode": "insert-only update mode",
-    "create_vector_name": "adding or deleting a named vector of an existing collection",
-    "vector_name_reuse_safe": "re-creating a deleted vector name safely",
-}
-
-
 def parse_version(text: str | None) -> tuple[int, int, int] | None:
     if not text:
         return None
@@ -35,6 +27,3 @@ def supports(server_version: str | None, feature: str) -> bool:
     version = parse_version(server_version)
     return version is None or version >= SINCE[feature]
 
-
-def since_text(feature: str) -> str:
-    return ".".join(str(part) for part in SINCE[feature][:2])

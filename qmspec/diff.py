@@ -23,11 +23,6 @@ class Change:
     new: object = None
     sparse: bool = False
 
-    @property
-    def in_place(self) -> bool:
-        """Whether update_collection (or metadata) can make this change without new vectors."""
-        return self.kind in ("vector_setting", "collection_setting", "model_unrecorded")
-
 
 def diff_collection(spec: Spec, live: LiveCollection) -> list[Change]:
     changes: list[Change] = []

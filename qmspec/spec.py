@@ -188,10 +188,12 @@ def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> S
     problems = schema_problems(document, file)
     if problems:
         raise SpecError(problems)
-    document = for_environment(document, env)
-    problems = schema_problems(document, file)
-    if problems:
-        raise SpecError(problems)
+    merged = for_environment(document, env)
+    if merged.data != {k: v for k, v in document.data.items() if k != "environments"}:
+        problems = schema_problems(merged, file)  # the overlay may break what the base got right
+        if problems:
+            raise SpecError(problems)
+    document = merged
     data = document.data
     context = _Context(file, document, environ, Path(file).resolve().parent)
     spec = _build_spec(data, context)
