@@ -33,9 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from qdrant_client import QdrantClient, models  # noqa: E402
 
-from qmspec.apply import Journal, apply_plan  # noqa: E402
+from qmspec.applying.journal import Journal  # noqa: E402
+from qmspec.applying.runner import apply_plan  # noqa: E402
 from qmspec.embed import get_embedder  # noqa: E402
-from qmspec.plan import CopyPoints, CreateCollection, Plan  # noqa: E402
+from qmspec.planning.plan import CopyPoints, CreateCollection, Plan  # noqa: E402
+from qmspec.planning.record import AliasRecord  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "migration_throughput.json"
 MODELS = {
@@ -53,8 +55,8 @@ class MemoryStore:
     def __init__(self):
         self.records = {}
 
-    def write(self, alias, record):
-        self.records[alias] = json.loads(json.dumps(record))
+    def write(self, record):
+        self.records[record.alias] = json.loads(json.dumps(record.to_dict()))
 
 
 def texts(count: int) -> list[str]:
@@ -75,7 +77,7 @@ def qmspec_steps(client, steps: list, points: int) -> float:
     plan = Plan(alias="bench", collection=steps[0].collection, spec_file="bench", spec_hash="bench",
                 prior={"fingerprint": "", "server_version": None, "embedded": True, "alias_target": None, "collections": []},
                 steps=tuple(steps))
-    journal = Journal(MemoryStore(), "bench", {"active": None, "history": []})
+    journal = Journal(MemoryStore(), AliasRecord("bench"))
     journal.start(plan)
     started = time.perf_counter()
     apply_plan(plan, client, journal, embedded=True, log=lambda line: None)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qmspec.livestate import LiveCollection, LiveDenseVector, LiveState  # noqa: E402
-from qmspec.planner import plan_migration  # noqa: E402
-from qmspec.render import render_text  # noqa: E402
-from qmspec.spec import DenseVectorSpec, ModelSpec, SparseVectorSpec, Spec  # noqa: E402
+from qmspec.planning.livestate import LiveCollection, LiveDenseVector, LiveState  # noqa: E402
+from qmspec.planning.planner import plan_migration  # noqa: E402
+from qmspec.reports.render import render_text  # noqa: E402
+from qmspec.planning.spec import DenseVectorSpec, ModelSpec, SparseVectorSpec, Spec  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "plan_large_state.json"
 
@@ -62,7 +62,7 @@ def time_planner(state: LiveState, repeats: int) -> dict:
 def time_store_read(count: int) -> dict:
     from qdrant_client import QdrantClient, models
 
-    from qmspec.connect import Target
+    from qmspec.project import Target
     from qmspec.live import observe
 
     with tempfile.TemporaryDirectory() as folder:

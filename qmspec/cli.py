@@ -1,28 +1,34 @@
 """Command line: parse, call the library, render, choose the exit code. No logic a library test cannot reach.
 
+Every command that reaches Qdrant starts the same way: load the spec, resolve the target (`--path`, `--url`,
+`--env` or the spec's `connection:`), then open a session (client, state store, and for commands that change
+things the alias's lock).
+
 Exit codes: 0 success or no changes, 1 error, 2 changes pending (with --detailed-exitcode),
 3 plan refused by a safety rule, 4 a saved plan is stale.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .connect import resolve_target
+from .applying.journal import DEFAULT_STATE_DIR, FileStateStore, Journal, holder_is_dead, slug
 from .errors import QmspecError, SpecError
-from .plan import LoadFiles, Plan
-from .planner import plan_migration
-from .render import render
-from .rules import CLASSES, RULES
-from .spec import SCHEMA_PATH, load_spec
-from .state import DEFAULT_STATE_DIR, STATE_COLLECTION, FileStateStore, holder_is_dead, slug
-from .status import describe_status, render_status
+from .planning.plan import LoadFiles, Plan
+from .planning.planner import plan_migration
+from .planning.record import STATE_COLLECTION
+from .planning.rules import CLASSES, RULES
+from .planning.spec import SCHEMA_PATH, Spec, load_spec
+from .project import Target, resolve_target
+from .reports.render import render, title
 
 # qdrant_client takes ~2 s to import: commands that never reach Qdrant (validate, schema, rules) must not pay it,
 # so the modules that touch Qdrant are imported inside the commands that need them.
@@ -30,12 +36,72 @@ from .status import describe_status, render_status
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE = 0, 1, 2, 3, 4
 
 
+@dataclass(frozen=True)
+class Connection:
+    """The connection options of one command line, resolved to a Target together with a spec's `connection:`."""
+
+    path: str | None
+    url: str | None
+    api_key_env: str | None
+    env: str | None
+
+    def target(self, spec: Spec | None = None) -> Target:
+        return resolve_target(self.path, self.url, self.api_key_env, spec.connection if spec else None, env=self.env)
+
+    def spec_and_target(self, spec_path: str) -> tuple[Spec, Target]:
+        spec = load_spec(spec_path, env=self.env)
+        return spec, self.target(spec)
+
+
 def connection_options(command):
-    command = click.option("--env", "env", metavar="NAME", help="Environment named in qmspec.yaml (its path or URL and key variable).")(command)
-    command = click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default QDRANT_API_KEY).")(command)
-    command = click.option("--url", metavar="URL", help="Qdrant server URL.")(command)
-    command = click.option("--path", metavar="DIR", help="Embedded Qdrant store (default .qmspec/qdrant).")(command)
-    return command
+    """--path, --url, --api-key-env and --env, handed to the command as one `connection` argument."""
+    @functools.wraps(command)
+    def with_connection(*args, path, url, api_key_env, env, **kwargs):
+        return command(*args, connection=Connection(path, url, api_key_env, env), **kwargs)
+
+    with_connection = click.option("--env", "env", metavar="NAME", help="Environment named in qmspec.yaml (its path or URL and key variable).")(with_connection)
+    with_connection = click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default QDRANT_API_KEY).")(with_connection)
+    with_connection = click.option("--url", metavar="URL", help="Qdrant server URL.")(with_connection)
+    return click.option("--path", metavar="DIR", help="Embedded Qdrant store (default .qmspec/qdrant).")(with_connection)
+
+
+def state_options(command):
+    command = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
+                           help="Where file state (journal, locks) is kept.")(command)
+    return click.option("--state", "state", type=click.Choice(["file", "qdrant"]), default="file", show_default=True,
+                        help=f"Keep the journal and lock in local files, or in Qdrant ({STATE_COLLECTION}) so CI runners share them.")(command)
+
+
+@contextmanager
+def session(target: Target, state: str, state_dir: str, alias: str, command: str | None):
+    """Open the client and the state store; with a command, hold the alias's apply lock throughout. The file lock
+    is taken before the client opens, so a second apply hears about the lock, not about a busy embedded store."""
+    from .applying.journal import QdrantStateStore
+    from .connect import open_client
+
+    if state == "file":
+        with _held(FileStateStore.for_target(target.key, state_dir), alias, command) as store, open_client(target) as client:
+            yield client, store
+    else:
+        with open_client(target) as client, _held(QdrantStateStore(client), alias, command) as store:
+            yield client, store
+
+
+@contextmanager
+def _held(store, alias: str, command: str | None):
+    if command:
+        store.acquire(alias, command)
+    try:
+        yield store
+    finally:
+        if command:
+            store.release(alias)
+
+
+def _observe(target: Target, **focus):
+    from .live import observe
+
+    return observe(target, **focus)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,15 +132,12 @@ def validate(specs, env):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes to make.")
 @connection_options
-def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env, env):
+def plan(spec_path, out, fmt, detailed_exitcode, connection):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
-    from .live import observe
-
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     click.echo(f"reading live state from the {target.describe()}", err=True)
-    live = observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
-                   focus_aliases=[spec.alias], files=spec.source.files)
+    live = _observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
+                    focus_aliases=[spec.alias], files=spec.source.files)
     result = plan_migration(spec, live, spec_file=spec_path)
     click.echo(render(result, fmt), nl=False)
     if out and result.refused:
@@ -91,15 +154,12 @@ def plan(spec_path, out, fmt, detailed_exitcode, path, url, api_key_env, env):
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @connection_options
-def show(plan_path, fmt, path, url, api_key_env, env):
+def show(plan_path, fmt, connection):
     """Print a saved plan; exit 4 if live state has moved since it was made."""
-    from .live import observe
-
     saved = Plan.from_json(Path(plan_path).read_text(encoding="utf-8"))
     click.echo(render(saved, fmt), nl=False)
-    target = resolve_target(path, url, api_key_env, env=env)
     files = tuple(f for step in saved.steps if isinstance(step, LoadFiles) for f in step.files)
-    live = observe(target, focus=saved.prior["collections"], files=files)
+    live = _observe(connection.target(), focus=saved.prior["collections"], files=files)
     reason = saved.stale_reason(live)
     if reason:
         click.echo(f"stale plan: {reason}; run `qmspec plan` again", err=True)
@@ -116,56 +176,22 @@ def _load_spec_or_plan(source: str, env: str | None):
     return load_spec(source, env=env), None
 
 
-@contextmanager
-def session(target, state: str, state_dir: str, alias: str, command: str | None):
-    """Open the client and the state store; with a command, hold the alias's apply lock throughout. The file lock
-    is taken before the client opens, so a second apply hears about the lock, not about a busy embedded store."""
-    from .connect import open_client
-    from .state import QdrantStateStore
-
-    if state == "file":
-        with _held(FileStateStore.for_target(target.key, state_dir), alias, command) as store, open_client(target) as client:
-            yield client, store
-    else:
-        with open_client(target) as client, _held(QdrantStateStore(client), alias, command) as store:
-            yield client, store
-
-
-@contextmanager
-def _held(store, alias: str, command: str | None):
-    if command:
-        store.acquire(alias, command)
-    try:
-        yield store
-    finally:
-        if command:
-            store.release(alias)
-
-
-def state_options(command):
-    command = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
-                           help="Where file state (journal, locks) is kept.")(command)
-    return click.option("--state", "state", type=click.Choice(["file", "qdrant"]), default="file", show_default=True,
-                        help=f"Keep the journal and lock in local files, or in Qdrant ({STATE_COLLECTION}) so CI runners share them.")(command)
-
-
 @cli.command()
 @click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
 @state_options
 @connection_options
-def apply(source, auto_approve, state, state_dir, path, url, api_key_env, env):
+def apply(source, auto_approve, state, state_dir, connection):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
-    from .apply import Journal, apply_plan
-    from .live import observe
-    from .workflow import decide
+    from .applying.runner import apply_plan
+    from .planning.decide import decide
 
-    spec, saved = _load_spec_or_plan(source, env)
-    target = resolve_target(path, url, api_key_env, spec.connection if spec else None, env=env)
+    spec, saved = _load_spec_or_plan(source, connection.env)
+    target = connection.target(spec)
     alias = spec.alias if spec else saved.alias
     with session(target, state, state_dir, alias, "qmspec apply " + source) as (client, store):
-        journal = Journal(store, alias, store.read(alias))
-        read_live = lambda focus, aliases, files: observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
+        journal = Journal.read(store, alias)
+        read_live = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
         decision = decide(journal.record, spec, saved, read_live, spec_file=source)
         if decision.action in ("refused", "fresh"):
             click.echo(render(decision.plan, "text"), nl=False)
@@ -179,7 +205,7 @@ def apply(source, auto_approve, state, state_dir, path, url, api_key_env, env):
         if decision.action == "fresh":
             journal.start(decision.plan)
         try:
-            apply_plan(decision.plan, client, journal, target.embedded, click.echo)
+            apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title)
         finally:
             _write_report(journal, state_dir)
     click.echo(f"Apply complete: alias {alias} serves {decision.plan.collection}.")
@@ -195,13 +221,13 @@ def _confirm(auto_approve: bool) -> None:
         raise QmspecError("apply cancelled")
 
 
-def _write_report(journal, state_dir: str) -> None:
-    verification = (journal.record.get("active") or {}).get("verification")
+def _write_report(journal: Journal, state_dir: str) -> None:
+    verification = journal.active.verification if journal.active else None
     if not verification:
         return
     folder = Path(state_dir).parent / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"{slug(journal.alias)}-{journal.active['plan_hash']}"
+    stem = folder / f"{slug(journal.alias)}-{journal.active.plan_hash}"
     Path(f"{stem}.json").write_text(verification["json"], encoding="utf-8")
     Path(f"{stem}.md").write_text(verification["markdown"], encoding="utf-8")
     click.echo(f"verification report: {stem}.json, {stem}.md", err=True)
@@ -212,15 +238,13 @@ def _write_report(journal, state_dir: str) -> None:
 @click.option("--drop-new", is_flag=True, help="Also delete the collections the apply created.")
 @state_options
 @connection_options
-def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env, env):
+def rollback(spec_path, drop_new, state, state_dir, connection):
     """Point the alias back at the collection it served before the last apply."""
-    from .apply import Journal
-    from .rollback import rollback as undo
+    from .applying.rollback import rollback as undo
 
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     with session(target, state, state_dir, spec.alias, "qmspec rollback " + spec_path) as (client, store):
-        undo(client, Journal(store, spec.alias, store.read(spec.alias)), drop_new, click.echo)
+        undo(client, Journal.read(store, spec.alias), drop_new, click.echo)
     click.echo(f"Rollback complete for alias {spec.alias}.")
 
 
@@ -229,16 +253,14 @@ def rollback(spec_path, drop_new, state, state_dir, path, url, api_key_env, env)
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (CI).")
 @state_options
 @connection_options
-def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env, env):
+def cleanup(spec_path, auto_approve, state, state_dir, connection):
     """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
-    from .apply import Journal
-    from .rollback import cleanup as finish
+    from .applying.rollback import cleanup as finish, replaced_collection
 
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     with session(target, state, state_dir, spec.alias, "qmspec cleanup " + spec_path) as (client, store):
-        journal = Journal(store, spec.alias, store.read(spec.alias))
-        old = (journal.record.get("active") or {}).get("previous_alias_target")
+        journal = Journal.read(store, spec.alias)
+        old = replaced_collection(journal.active)
         if old and not auto_approve:
             click.echo(f"this deletes collection {old} and every point in it")
         _confirm(auto_approve or not old)
@@ -250,15 +272,14 @@ def cleanup(spec_path, auto_approve, state, state_dir, path, url, api_key_env, e
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
-def status(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
+def status(spec_path, fmt, state, state_dir, connection):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
-    from .live import observe
+    from .reports.status import describe_status, render_status
 
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     with session(target, state, state_dir, spec.alias, None) as (client, store):
-        live = observe(target, focus=[], focus_aliases=[spec.alias], client=client)
-        report = describe_status(spec.alias, store.read(spec.alias), store.lock_holder(spec.alias), live)
+        live = _observe(target, focus=[], focus_aliases=[spec.alias], client=client)
+        report = describe_status(store.read(spec.alias), store.lock_holder(spec.alias), live)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_status(report))
 
 
@@ -267,10 +288,9 @@ def status(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
 @click.option("--force", is_flag=True, help="Release even a lock whose holder may still run.")
 @state_options
 @connection_options
-def unlock(spec_path, force, state, state_dir, path, url, api_key_env, env):
+def unlock(spec_path, force, state, state_dir, connection):
     """Release the apply lock of an alias left behind by a process that died."""
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
     opened = nullcontext((None, FileStateStore.for_target(target.key, state_dir))) if state == "file" else \
         session(target, state, state_dir, spec.alias, None)
@@ -296,19 +316,19 @@ def unlock(spec_path, force, state, state_dir, path, url, api_key_env, env):
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw per-query overlap/recall and score distributions to this PNG.")
 @connection_options
-def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, path, url, api_key_env, env):
+def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, connection):
     """Query two vectors side by side (old vs new model) and compare their top-k."""
-    from . import compare as comparing
+    from .applying.qdrant_ops import aliases
     from .connect import open_client
+    from .reports import compare as comparing
 
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     judged = comparing.load_judgments(judgments) if judgments else {}
     queries = _compare_queries(spec, queries_file, judged)
     with open_client(target) as client:
-        aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+        serving = aliases(client).get(spec.alias, spec.alias)
         using = f":{spec.query_using}" if spec.query_using else ""
-        a = comparing.resolve_side(client, side_a or f"{aliases.get(spec.alias, spec.alias)}{using}")
+        a = comparing.resolve_side(client, side_a or f"{serving}{using}")
         b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}")
         result = comparing.compare(client, a, b, queries, k, judged)
     renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
@@ -332,13 +352,12 @@ def _compare_queries(spec, queries_file, judged: dict) -> list[str]:
 @click.option("--alias", "aliases", multiple=True, metavar="ALIAS", help="Alias to write a spec for (repeatable; default: every alias).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write <alias>.yaml files here instead of printing.")
 @connection_options
-def inspect(aliases, out_dir, path, url, api_key_env, env):
+def inspect(aliases, out_dir, connection):
     """Write a spec from live state for each alias, so existing collections come under management."""
-    from .inspect import spec_from_live, to_yaml
-    from .live import observe
+    from .reports.inspect import spec_from_live, to_yaml
 
-    target = resolve_target(path, url, api_key_env, env=env)
-    live = observe(target, focus=[])
+    target = connection.target()
+    live = _observe(target, focus=[])
     chosen = list(aliases) or sorted(live.aliases)
     if not chosen:
         raise QmspecError(f"the {target.describe()} has no alias to inspect; qmspec manages collections behind aliases")
@@ -357,15 +376,13 @@ def inspect(aliases, out_dir, path, url, api_key_env, env):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
-def drift(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
+def drift(spec_path, fmt, state, state_dir, connection):
     """Report where live state moved away from the spec and from the last apply; exit 2 when it has."""
-    from .drift import drift as find_drift
-    from .live import observe
+    from .reports.drift import drift as find_drift
 
-    spec = load_spec(spec_path, env=env)
-    target = resolve_target(path, url, api_key_env, spec.connection, env=env)
+    spec, target = connection.spec_and_target(spec_path)
     with session(target, state, state_dir, spec.alias, None) as (client, store):
-        live = observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
+        live = _observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
         found = find_drift(spec, live, store.read(spec.alias))
     if fmt == "json":
         click.echo(json.dumps({"format": 1, "alias": spec.alias, "drift": found}, indent=2))
@@ -381,12 +398,11 @@ def drift(spec_path, fmt, state, state_dir, path, url, api_key_env, env):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def diff_environments(envs, alias, fmt):
     """Compare the live state of two environments; exit 2 when they differ."""
-    from .envdiff import compare_environments, facts, render_json, render_text
-    from .live import observe
+    from .reports.envdiff import compare_environments, facts, render_json, render_text
 
     if len(envs) != 2:
         raise QmspecError("give exactly two environments: --env staging --env prod")
-    sides = [facts(observe(resolve_target(env=name)), alias) for name in envs]
+    sides = [facts(_observe(resolve_target(env=name)), alias) for name in envs]
     differences = compare_environments(*sides)
     click.echo((render_json if fmt == "json" else render_text)(envs[0], envs[1], differences), nl=False)
     sys.exit(EXIT_CHANGES if differences else EXIT_OK)
@@ -411,26 +427,33 @@ def rules(fmt):
         click.echo(f"{rule.code}  {rule.severity:<7}  {CLASSES[rule.code[:2]]}: {rule.title}\n        fix: {rule.fix}")
 
 
-def main() -> None:
-    """Entry point: every expected failure is a message and exit 1, never a traceback. Usage errors exit 1 too,
-    since 2 means 'changes pending'."""
+def run(args: list[str]) -> int:
+    """Run one command line and return its exit code: every expected failure is a message and exit 1, never a
+    traceback. Usage errors exit 1 too, since 2 means 'changes pending'."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, prog_name="qmspec", standalone_mode=False)
+    except SystemExit as done:  # commands end with sys.exit(code)
+        return EXIT_OK if done.code is None else done.code if isinstance(done.code, int) else EXIT_ERROR
     except QmspecError as error:
         click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except click.ClickException as error:
         error.show()
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except Exception as error:  # noqa: BLE001 - a bug in qmspec: say so plainly, keep the traceback on demand
         if os.environ.get("QMSPEC_DEBUG"):
             raise
         click.echo(f"internal error (a qmspec bug, please report it): {type(error).__name__}: {error}\n"
                    "rerun with QMSPEC_DEBUG=1 for the traceback", err=True)
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ import importlib.metadata
 import os
 from contextlib import nullcontext
 
-from .connect import Target, open_client, scrub
-from .errors import QdrantAccessError, QmspecError
-from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from .connect import open_client, scrub
+from .errors import QdrantAccessError
+from .planning.record import STATE_COLLECTION
+from .planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from .planning.settings import CollectionSettings
+from .project import Target
+from .sourcefiles import count_records
 
 
 def observe(target: Target, focus: list[str] | None = None, focus_aliases: list[str] = (), files: tuple[str, ...] = (),
@@ -31,8 +35,6 @@ def observe(target: Target, focus: list[str] | None = None, focus_aliases: list[
 
 def read_live_state(client, embedded: bool, focus: list[str] | None = None, focus_aliases: list[str] = (),
                     files: dict | None = None) -> LiveState:
-    from .state import STATE_COLLECTION
-
     # qmspec's own journal collection is bookkeeping, not state a spec manages
     names = sorted(c.name for c in client.get_collections().collections if c.name != STATE_COLLECTION)
     aliases = {alias.alias_name: alias.collection_name for alias in client.get_aliases().aliases}
@@ -71,12 +73,14 @@ def read_collection(client, name: str, exact: bool) -> LiveCollection:
         ),
         points=points,
         points_exact=exact,
-        hnsw=_plain(info.config.hnsw_config),
-        optimizers=_plain(info.config.optimizer_config),
-        quantization=_plain(info.config.quantization_config) or None,
-        on_disk_payload=params.on_disk_payload,
-        replication_factor=params.replication_factor,
-        write_consistency_factor=params.write_consistency_factor,
+        settings=CollectionSettings(
+            hnsw=_plain(info.config.hnsw_config),
+            optimizers=_plain(info.config.optimizer_config),
+            quantization=_plain(info.config.quantization_config) or None,
+            on_disk_payload=params.on_disk_payload,
+            replication_factor=params.replication_factor,
+            write_consistency_factor=params.write_consistency_factor,
+        ),
         metadata=dict(info.config.metadata or {}),
         status=_value(info.status) or "green",
     )
@@ -111,12 +115,3 @@ def _plain(model) -> dict:
     if model is None:
         return {}
     return model.model_dump(mode="json", exclude_none=True)
-
-
-def count_records(path: str) -> int:
-    """Records in a JSON Lines file: its non-blank lines. Counted without parsing, so planning stays fast."""
-    try:
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError as exc:
-        raise QmspecError(f"cannot read source file {path}: {exc.strerror}; check source.files in the spec") from None

@@ -1,5 +1,5 @@
-"""The project file `qmspec.yaml`: named environments, each an embedded path or a server URL with the name of the
-environment variable that holds its API key. `--env NAME` picks one on every command.
+"""Where Qdrant is: the project file `qmspec.yaml` with its named environments, and the Target a command resolves
+to (a value; `connect.py` opens clients for it). `--env NAME` picks an environment on every command.
 
     environments:
       staging: {path: .qmspec/staging}
@@ -8,15 +8,70 @@ environment variable that holds its API key. `--env NAME` picks one on every com
 from __future__ import annotations
 
 import os
-import re
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from .connect import Target
-from .errors import Problem, SpecError
-from .yamlpos import YamlSyntaxError, load_yaml
+from .errors import Problem, QdrantAccessError, SpecError
+from .planning import envvars
+from .planning.yamlpos import YamlSyntaxError, load_yaml
 
 PROJECT_FILE = "qmspec.yaml"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DEFAULT_PATH = ".qmspec/qdrant"
+DEFAULT_API_KEY_ENV = "QDRANT_API_KEY"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where Qdrant is. Holds the *name* of the key's variable, never the key."""
+
+    path: str | None = None
+    url: str | None = None
+    api_key_env: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    @property
+    def key(self) -> str:
+        """Names this Qdrant in state paths: the store's absolute path, or the URL without credentials."""
+        return os.path.abspath(self.path) if self.embedded else redact_url(self.url)
+
+    def describe(self) -> str:
+        if self.embedded:
+            return f"embedded store {self.path}"
+        return f"server {redact_url(self.url)}"
+
+
+def redact_url(url: str) -> str:
+    """Drop user:password@ and query strings: URLs end up in plans, logs and PR comments."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def resolve_target(path: str | None = None, url: str | None = None, api_key_env: str | None = None, spec_connection=None,
+                   env: str | None = None) -> Target:
+    """--path/--url win, then --env (an environment of qmspec.yaml), then the spec's `connection:`, then the
+    embedded default."""
+    if sum(map(bool, (path, url, env))) > 1:
+        raise QdrantAccessError("give one of --path (embedded store), --url (server) or --env (qmspec.yaml), not several")
+    if env:
+        target = environment_target(env)
+        return Target(path=target.path, url=target.url, api_key_env=api_key_env or target.api_key_env)
+    spec_connection = spec_connection or _NoConnection
+    if not path and not url:
+        path, url = spec_connection.path, spec_connection.url
+    if url:
+        return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV)
+    return Target(path=path or DEFAULT_PATH)
+
+
+class _NoConnection:
+    path = url = api_key_env = None
 
 
 def find_project(start: Path | None = None) -> Path | None:
@@ -51,18 +106,12 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
     problems = []
 
     def expand(value: str, key: str) -> str:
-        def replace(match):
-            if match.group(1) in environ:
-                return environ[match.group(1)]
-            if match.group(2) is not None:
-                return match.group(2)
-            problems.append(Problem(file, document.line_of(where + (key,)), ".".join(where + (key,)),
-                                    f"environment variable {match.group(1)} is not set", f"export {match.group(1)}=..."))
-            return ""
-        return _ENV_REF.sub(replace, value)
+        path = where + (key,)
+        return envvars.expand(value, environ, lambda variable: problems.append(Problem(
+            file, document.line_of(path), ".".join(path), f"environment variable {variable} is not set", f"export {variable}=...")))
 
     if entry.get("url"):
-        target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or "QDRANT_API_KEY")
+        target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV)
     else:
         path = expand(entry["path"], "path")
         target = Target(path=str(project.parent / path) if not os.path.isabs(path) else path)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test command: the whole suite, offline. Exit 5 (no test collected) counts as a failure.
+# The test command: the import contracts (planning stays pure, no cycles), then the whole suite, offline, on every
+# core. Arguments go to pytest: `bash scripts/test.sh -m "not e2e"` runs the fast tier only.
+# Exit 5 (no test collected) counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-.venv/bin/python -m pytest "$@"
+.venv/bin/lint-imports || exit 1
+.venv/bin/python -m pytest -n auto "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
   echo "no test ran: treating that as a failure" >&2

@@ -20,9 +20,9 @@ import random
 import yaml
 from qdrant_client import QdrantClient, models
 
-from qmspec.connect import Target
+from qmspec.project import Target
 from qmspec.live import observe
-from qmspec.livestate import METADATA_KEY, LiveState
+from qmspec.planning.livestate import METADATA_KEY, LiveState
 
 
 def build_store(path: str, description: dict) -> None:

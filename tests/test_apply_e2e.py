@@ -13,6 +13,7 @@ from qdrant_client import QdrantClient
 
 from .run import qmspec
 
+pytestmark = pytest.mark.e2e  # real subprocesses and real models
 ROOT = Path(__file__).parent.parent
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("onnxruntime")

@@ -1,6 +1,8 @@
 """The CI workflow's commands, run locally: the scripts the workflow calls, against an embedded store."""
 from __future__ import annotations
 
+import pytest
+
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+pytestmark = pytest.mark.e2e  # real subprocesses and real models
 ROOT = Path(__file__).parent.parent
 CI = ROOT / "examples" / "ci"
 HASH_MODEL = "      name: hash\n      backend: tests.plugins.hash_embedder:HashEmbedder\n      options: {size: 384}\n"

@@ -1,4 +1,5 @@
-"""The command line as a user meets it: a real subprocess, its exit codes, its streams."""
+"""The command line as a user meets it: its exit codes and its streams, in process (fast tier); the few tests marked
+e2e run the same commands as a real subprocess, as a shell sees them."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from .livebuilder import build_store
-from .run import qmspec
+from .run import cli, qmspec
 
 ROOT = Path(__file__).parent.parent
 MINI = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,17 +46,17 @@ def project(tmp_path):
 
 
 def test_plan_exit_codes(project):
-    assert qmspec("plan", "same.yaml", "--path", "store", cwd=project).returncode == 0
-    assert qmspec("plan", "same.yaml", "--path", "store", "--detailed-exitcode", cwd=project).returncode == 0
-    changes = qmspec("plan", "v2.yaml", "--path", "store", "--detailed-exitcode", cwd=project)
+    assert cli("plan", "same.yaml", "--path", "store", cwd=project).returncode == 0
+    assert cli("plan", "same.yaml", "--path", "store", "--detailed-exitcode", cwd=project).returncode == 0
+    changes = cli("plan", "v2.yaml", "--path", "store", "--detailed-exitcode", cwd=project)
     assert changes.returncode == 2, changes.stderr
     assert "swap alias docs: docs_v1 -> docs_v2" in changes.stdout
-    assert qmspec("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
+    assert cli("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
 
 
 def test_refused_plan_exits_3_and_is_not_saved(project):
     (project / "bad.yaml").write_text(SPEC_V2 + "cleanup: {old_collection: delete, when: immediately}\n", encoding="utf-8")
-    result = qmspec("plan", "bad.yaml", "--path", "store", "--out", "plan.json", cwd=project)
+    result = cli("plan", "bad.yaml", "--path", "store", "--out", "plan.json", cwd=project)
     assert result.returncode == 3
     assert "DS101" in result.stdout and "Plan refused" in result.stdout
     assert not (project / "plan.json").exists()
@@ -63,71 +64,71 @@ def test_refused_plan_exits_3_and_is_not_saved(project):
 
 def test_invalid_spec_exits_1_with_line_and_no_traceback(project):
     (project / "broken.yaml").write_text(SPEC_V2.replace("distance: Cosine", "distance: cos"), encoding="utf-8")
-    result = qmspec("plan", "broken.yaml", "--path", "store", cwd=project)
+    result = cli("plan", "broken.yaml", "--path", "store", cwd=project)
     assert result.returncode == 1
     assert "broken.yaml:5: vectors.dense.distance" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert qmspec("validate", "v2.yaml", "broken.yaml", cwd=project).returncode == 1
-    assert qmspec("validate", "v2.yaml", cwd=project).stdout.strip() == "ok: v2.yaml"
+    assert cli("validate", "v2.yaml", "broken.yaml", cwd=project).returncode == 1
+    assert cli("validate", "v2.yaml", cwd=project).stdout.strip() == "ok: v2.yaml"
 
 
 def test_usage_errors_exit_1_not_2(project):
-    result = qmspec("plan", "v2.yaml", "--format", "yaml", cwd=project)
+    result = cli("plan", "v2.yaml", "--format", "yaml", cwd=project)
     assert result.returncode == 1
-    assert qmspec("plan", "v2.yaml", "--path", "a", "--url", "http://b", cwd=project).returncode == 1
+    assert cli("plan", "v2.yaml", "--path", "a", "--url", "http://b", cwd=project).returncode == 1
 
 
 def test_formats(project):
-    as_json = qmspec("plan", "v2.yaml", "--path", "store", "--format", "json", cwd=project)
+    as_json = cli("plan", "v2.yaml", "--path", "store", "--format", "json", cwd=project)
     data = json.loads(as_json.stdout)
     assert [step["kind"] for step in data["steps"]] == [
         "create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias"]
-    markdown = qmspec("plan", "v2.yaml", "--path", "store", "--format", "markdown", cwd=project).stdout
+    markdown = cli("plan", "v2.yaml", "--path", "store", "--format", "markdown", cwd=project).stdout
     assert markdown.startswith("### qmspec plan: `docs` → `docs_v2`")
     assert "| 6 | `~` | swap alias docs: docs_v1 -> docs_v2 (atomic) |" in markdown
 
 
 def test_saved_plan_goes_stale_when_live_state_moves(project):
-    assert qmspec("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
-    assert qmspec("show", "plan.json", "--path", "store", cwd=project).returncode == 0
+    assert cli("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    assert cli("show", "plan.json", "--path", "store", cwd=project).returncode == 0
     client = QdrantClient(path=str(project / "store"))
     client.upsert("docs_v1", points=[models.PointStruct(id=99, vector={"dense": [0.1] * 8}, payload={"text": "new"})])
     client.close()
-    stale = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    stale = cli("show", "plan.json", "--path", "store", cwd=project)
     assert stale.returncode == 4
     assert "stale plan" in stale.stderr
 
 
 def test_stale_when_alias_moves(project):
-    assert qmspec("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    assert cli("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
     client = QdrantClient(path=str(project / "store"))
     client.create_collection("docs_v0", vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)})
     client.update_collection_aliases(change_aliases_operations=[
         models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="docs_v0", alias_name="docs"))])
     client.close()
-    stale = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    stale = cli("show", "plan.json", "--path", "store", cwd=project)
     assert stale.returncode == 4
     assert "alias docs now serves docs_v0, not docs_v1" in stale.stderr
 
 
 def test_damaged_plan_file_is_an_error_not_a_traceback(project):
     (project / "plan.json").write_text("{not json", encoding="utf-8")
-    result = qmspec("show", "plan.json", "--path", "store", cwd=project)
+    result = cli("show", "plan.json", "--path", "store", cwd=project)
     assert result.returncode == 1 and "invalid JSON" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_plan_never_writes_to_qdrant(project):
     before = _tree(project / "store")
-    assert qmspec("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
+    assert cli("plan", "v2.yaml", "--path", "store", cwd=project).returncode == 0
     assert _tree(project / "store") == before
-    assert qmspec("plan", "v2.yaml", "--path", "nowhere", cwd=project).returncode == 1  # alias missing in an empty store
+    assert cli("plan", "v2.yaml", "--path", "nowhere", cwd=project).returncode == 1  # alias missing in an empty store
     assert not (project / "nowhere").exists()
 
 
 def test_locked_embedded_store_is_a_clear_error(project):
     holder = QdrantClient(path=str(project / "store"))
     try:
-        result = qmspec("plan", "v2.yaml", "--path", "store", cwd=project)
+        result = cli("plan", "v2.yaml", "--path", "store", cwd=project)
     finally:
         holder.close()
     assert result.returncode == 1
@@ -137,7 +138,7 @@ def test_locked_embedded_store_is_a_clear_error(project):
 def test_api_key_is_never_printed_or_saved(project):
     secret = "qmspec-test-secret-7f3a9c"
     env = {"QMSPEC_TEST_KEY": secret}
-    result = qmspec("plan", "v2.yaml", "--url", "http://user:pw@127.0.0.1:9/", "--api-key-env", "QMSPEC_TEST_KEY",
+    result = cli("plan", "v2.yaml", "--url", "http://user:pw@127.0.0.1:9/", "--api-key-env", "QMSPEC_TEST_KEY",
                     "--out", "plan.json", cwd=project, env=env)
     assert result.returncode == 1
     assert "server http://127.0.0.1:9/" in result.stderr
@@ -145,13 +146,23 @@ def test_api_key_is_never_printed_or_saved(project):
         assert secret not in text and "pw@" not in text
 
 
+@pytest.mark.e2e
+def test_a_real_process_exits_with_the_documented_codes_and_no_traceback(project):
+    assert qmspec("plan", "v2.yaml", "--path", "store", "--detailed-exitcode", cwd=project).returncode == 2
+    (project / "broken.yaml").write_text(SPEC_V2.replace("distance: Cosine", "distance: cos"), encoding="utf-8")
+    broken = qmspec("plan", "broken.yaml", "--path", "store", cwd=project)
+    assert broken.returncode == 1 and "broken.yaml:5: vectors.dense.distance" in broken.stderr
+    assert "Traceback" not in broken.stderr + broken.stdout
+    assert qmspec("--version", cwd=project).stdout.startswith("qmspec, version")
+
+
 def test_schema_command_prints_the_schema(project):
-    result = qmspec("schema", cwd=project)
+    result = cli("schema", cwd=project)
     assert json.loads(result.stdout)["title"] == "qmspec migration spec"
 
 
 def test_rules_catalog_is_documented_in_the_readme():
-    from qmspec.rules import RULES
+    from qmspec.planning.rules import RULES
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for code, rule in RULES.items():

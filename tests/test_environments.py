@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from qmspec.drift import drift
-from qmspec.livestate import LiveCollection, LiveDenseVector, LiveState
-from qmspec.spec import DenseVectorSpec, ModelSpec, Spec
+from qmspec.reports.drift import drift
+from qmspec.planning.livestate import LiveCollection, LiveDenseVector, LiveState
+from qmspec.planning.record import AliasRecord
+from qmspec.planning.settings import CollectionSettings
+from qmspec.planning.spec import DenseVectorSpec, ModelSpec, Spec
 
 from .livebuilder import build_store
-from .run import qmspec
+from .run import cli
 
 ROOT = Path(__file__).parent.parent
 MINI, MPNET = "sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers/all-mpnet-base-v2"
@@ -38,7 +40,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_diff_reports_exactly_the_known_differences(project):
-    result = qmspec("diff", "--env", "staging", "--env", "prod", "--format", "json", cwd=project)
+    result = cli("diff", "--env", "staging", "--env", "prod", "--format", "json", cwd=project)
     assert result.returncode == 2, result.stderr
     found = {d["path"]: (d["a"], d["b"]) for d in json.loads(result.stdout)["differences"]}
     assert set(found) == {"aliases.docs", "collections.docs_v1", "collections.docs_v2"}
@@ -47,7 +49,7 @@ def test_diff_reports_exactly_the_known_differences(project):
 
 
 def test_diff_by_alias_compares_the_serving_collections_whatever_their_names(project):
-    result = qmspec("diff", "--env", "staging", "--env", "prod", "--alias", "docs", "--format", "json", cwd=project)
+    result = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", "--format", "json", cwd=project)
     assert result.returncode == 2
     found = {d["path"]: (d["group"], d["a"], d["b"]) for d in json.loads(result.stdout)["differences"]}
     assert found == {
@@ -56,25 +58,26 @@ def test_diff_by_alias_compares_the_serving_collections_whatever_their_names(pro
         "collections.<docs>.models.dense": ("models recorded in metadata", MPNET, MINI),
         "collections.<docs>.points": ("point counts", 20, 25),
     }
-    text = qmspec("diff", "--env", "staging", "--env", "prod", "--alias", "docs", cwd=project).stdout
+    text = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", cwd=project).stdout
     assert "models recorded in metadata:" in text and "768 (staging) vs 384 (prod)" in text
-    same = qmspec("diff", "--env", "staging", "--env", "prod", "--alias", "other", cwd=project)
+    same = cli("diff", "--env", "staging", "--env", "prod", "--alias", "other", cwd=project)
     assert same.returncode == 0 and "match" in same.stdout
 
 
 def test_env_selects_the_store_for_every_command_and_errors_name_the_file(project):
     (project / "docs.yaml").write_text(f"version: 1\nalias: docs\ncollection: docs_v1\n"
                                        f"vectors: {{dense: {{size: 384, distance: Cosine, model: {{name: {MINI}}}}}}}\n", encoding="utf-8")
-    assert qmspec("plan", "docs.yaml", "--env", "prod", "--detailed-exitcode", cwd=project).returncode == 0
-    assert qmspec("plan", "docs.yaml", "--env", "staging", "--detailed-exitcode", cwd=project).returncode == 2
-    unknown = qmspec("plan", "docs.yaml", "--env", "qa", cwd=project)
+    assert cli("plan", "docs.yaml", "--env", "prod", "--detailed-exitcode", cwd=project).returncode == 0
+    assert cli("plan", "docs.yaml", "--env", "staging", "--detailed-exitcode", cwd=project).returncode == 2
+    unknown = cli("plan", "docs.yaml", "--env", "qa", cwd=project)
     assert unknown.returncode == 1 and "qmspec.yaml:1: environments: no environment 'qa' (known: prod, staging)" in unknown.stderr
 
 
+@pytest.mark.e2e  # a real model embeds the quickstart
 def test_drift_detects_a_hand_made_alias_change(tmp_path):
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    assert qmspec("apply", "specs/quickstart.yaml", "--auto-approve", cwd=tmp_path).returncode == 0
-    clean = qmspec("drift", "specs/quickstart.yaml", cwd=tmp_path)
+    assert cli("apply", "specs/quickstart.yaml", "--auto-approve", cwd=tmp_path).returncode == 0
+    clean = cli("drift", "specs/quickstart.yaml", cwd=tmp_path)
     assert clean.returncode == 0 and "no drift" in clean.stdout
     from qdrant_client import QdrantClient, models
 
@@ -84,16 +87,17 @@ def test_drift_detects_a_hand_made_alias_change(tmp_path):
         models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="docs")),
         models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="by_hand", alias_name="docs"))])
     client.close()
-    moved = qmspec("drift", "specs/quickstart.yaml", "--format", "json", cwd=tmp_path)
+    moved = cli("drift", "specs/quickstart.yaml", "--format", "json", cwd=tmp_path)
     assert moved.returncode == 2
     assert {d["against"] for d in json.loads(moved.stdout)["drift"]} == {"spec", "last apply"}
 
 
 def test_drift_detects_a_hand_made_hnsw_change():
     """Embedded Qdrant keeps no HNSW settings, so this case is built by hand as a server would report it."""
-    spec = Spec(file="s.yaml", alias="docs", collection="docs_v1", hnsw={"m": 16},
+    spec = Spec(file="s.yaml", alias="docs", collection="docs_v1", settings=CollectionSettings(hnsw={"m": 16}),
                 vectors=(DenseVectorSpec("dense", 4, "Cosine", model=ModelSpec("m", "sentence-transformers")),))
-    collection = LiveCollection("docs_v1", vectors=(LiveDenseVector("dense", 4, "Cosine"),), hnsw={"m": 32, "ef_construct": 100},
+    collection = LiveCollection("docs_v1", vectors=(LiveDenseVector("dense", 4, "Cosine"),),
+                                settings=CollectionSettings(hnsw={"m": 32, "ef_construct": 100}),
                                 metadata={"qmspec": {"vectors": {"dense": {"model": "m"}}}})
     live = LiveState("1.20.0", False, collections={"docs_v1": collection}, aliases={"docs": "docs_v1"})
-    assert [d["detail"] for d in drift(spec, live, {})] == ["hnsw: live {'m': 32, 'ef_construct': 100}, spec {'m': 16}"]
+    assert [d["detail"] for d in drift(spec, live, AliasRecord("docs"))] == ["hnsw: live {'m': 32, 'ef_construct': 100}, spec {'m': 16}"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # real subprocesses and real models
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir() and (p / "README.md").exists() and p.name[0].isdigit())
 EXPECT = re.compile(r"^(?P<command>qmspec .+?)\s+# expect(?: exit (?P<code>\d+))?: (?P<text>.+)$")

@@ -1,17 +1,16 @@
 """`qmspec inspect` writes specs that validate and plan to no changes against the state they came from."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 
-from qmspec.planner import plan_migration
-from qmspec.spec import load_spec
+from qmspec.planning.planner import plan_migration
+from qmspec.planning.spec import load_spec
 
 from .livebuilder import build_store, load_description, observe_scenario
+from .run import cli
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -21,21 +20,17 @@ SCENARIOS = ROOT / "tests" / "scenarios"
 def test_inspected_spec_round_trips_to_no_changes(tmp_path, scenario):
     description = load_description(SCENARIOS / scenario / "live.yaml")
     build_store(str(tmp_path / "qdrant"), description)
-    result = subprocess.run([sys.executable, "-m", "qmspec", "inspect", "--path", "qdrant", "--out", "specs"], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    result = cli("inspect", "--path", "qdrant", "--out", "specs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     spec = load_spec(tmp_path / "specs" / "docs.yaml")
     plan = plan_migration(spec, observe_scenario(str(tmp_path / "qdrant"), description))
     assert plan.steps == () and not plan.findings
 
 
+@pytest.mark.e2e
 def test_applied_collection_is_inspected_with_its_models(tmp_path):
-    import shutil
-
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "qmspec", *args], cwd=tmp_path, env=environ,  # noqa: E731
-                                       capture_output=True, text=True, timeout=300)
+    run = lambda *args: cli(*args, cwd=tmp_path)  # noqa: E731 - a real model embeds the quickstart
     assert run("apply", "specs/quickstart.yaml", "--auto-approve").returncode == 0
     inspected = run("inspect", "--alias", "docs")
     assert "name: sentence-transformers/all-MiniLM-L6-v2" in inspected.stdout

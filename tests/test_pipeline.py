@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from qmspec.pipeline import Progress, carried_vectors, pipelined
+from qmspec.applying.progress import Progress
+from qmspec.applying.transfer import pipelined
+from qmspec.embed.vectors import carried_vectors
 
 
 def pages(count: int, size: int):

@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
-from qmspec import capabilities
-from qmspec.diff import quantization_differs, subset_differs
-from qmspec.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
-from qmspec.planner import PlanningError, plan_migration
-from qmspec.spec import DenseVectorSpec, ModelSpec, SourceSpec, Spec, SparseVectorSpec
+from qmspec.planning import capabilities
+from qmspec.planning.settings import quantization_differs, subset_differs
+from qmspec.planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from qmspec.planning.planner import PlanningError, plan_migration
+from qmspec.planning.spec import DenseVectorSpec, ModelSpec, SourceSpec, Spec, SparseVectorSpec
 
 MINI = ModelSpec(name="minilm", backend="sentence-transformers")
 
@@ -65,7 +65,7 @@ def test_delete_after_verify_is_the_last_step_and_gated():
 
 
 def test_delete_with_verification_disabled_is_refused():
-    from qmspec.spec import VerifySpec
+    from qmspec.planning.spec import VerifySpec
 
     no_gates = VerifySpec(count=False, vectors=False, payload_mode="off")
     plan = plan_migration(spec(cleanup_old="delete", verify=no_gates), live(collection()))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from qmspec.plan import Plan
-from qmspec.planner import plan_migration
-from qmspec.render import render_markdown, render_text
-from qmspec.rules import RULES
-from qmspec.spec import load_spec
+from qmspec.planning.plan import Plan
+from qmspec.planning.planner import plan_migration
+from qmspec.reports.render import render_markdown, render_text
+from qmspec.planning.rules import RULES
+from qmspec.planning.spec import load_spec
 
 from .livebuilder import build_store, load_description, observe_scenario
 
@@ -70,7 +70,7 @@ def test_every_rule_code_fires_in_some_scenario(planned):
 
 
 def test_every_step_kind_appears_in_some_scenario(planned):
-    from qmspec.plan import STEP_TYPES
+    from qmspec.planning.plan import STEP_TYPES
 
     seen = {step.kind for plan, _ in planned.values() for step in plan.steps}
     assert set(STEP_TYPES) - seen == set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qmspec.errors import SpecError
-from qmspec.spec import load_spec
+from qmspec.planning.spec import load_spec
 
 GOOD = """\
 version: 1
@@ -104,7 +104,7 @@ def test_spec_hash_ignores_connection_and_tracks_desired_state(tmp_path):
 def test_schema_is_valid_draft_2020_12_with_id_and_descriptions():
     import jsonschema
 
-    from qmspec.spec import load_schema
+    from qmspec.planning.spec import load_schema
 
     schema = load_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -125,8 +125,8 @@ def test_environment_values_merge_over_the_spec_and_errors_point_at_the_overlay(
     path.write_text(GOOD + "environments:\n  prod:\n    replication_factor: 3\n    vectors:\n      dense: {on_disk: true}\n"
                            "  qa:\n    replication_factor: many\n", encoding="utf-8")
     base, prod = load_spec(path), load_spec(path, env="prod")
-    assert (base.replication_factor, base.vectors[0].on_disk) == (None, False)
-    assert (prod.replication_factor, prod.vectors[0].on_disk, prod.vectors[0].size) == (3, True, 384)
+    assert (base.settings.replication_factor, base.vectors[0].on_disk) == (None, False)
+    assert (prod.settings.replication_factor, prod.vectors[0].on_disk, prod.vectors[0].size) == (3, True, 384)
     assert base.spec_hash != prod.spec_hash
     with pytest.raises(SpecError) as caught:
         load_spec(path, env="qa")

@@ -1,16 +1,13 @@
 """The playbook's "What NOT to do", item by item: each is tried through the CLI and refused with its rule code."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from .livebuilder import build_store
+from .run import cli
 
-ROOT = Path(__file__).parent.parent
 MINI = "sentence-transformers/all-MiniLM-L6-v2"
 LIVE = {"collections": {"docs_v1": {"vectors": {"dense": {"size": 384, "distance": "Cosine"}}, "points": 10,
                                     "models": {"dense": MINI}},
@@ -51,10 +48,8 @@ def test_refused_with_its_rule_code(store, item):
     code, spec = ITEMS[item]
     path = store / f"{code}.yaml"
     path.write_text(spec, encoding="utf-8")
-    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in ("plan", "apply"):
         extra = ["--auto-approve"] if command == "apply" else []
-        result = subprocess.run([sys.executable, "-m", "qmspec", command, path.name, "--path", "qdrant", *extra],
-                                cwd=store, env=environ, capture_output=True, text=True, timeout=120)
+        result = cli(command, path.name, "--path", "qdrant", *extra, cwd=store)
         assert result.returncode == 3, f"{item}: {result.stdout}{result.stderr}"
         assert f"error    {code}" in result.stdout, item

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import jsonschema
 
-from .errors import Problem, SpecError
-from .yamlpos import YamlDocument, YamlSyntaxError, load_yaml
+from ..errors import Problem, SpecError
+from . import envvars
+from .settings import CollectionSettings
+from .yamlpos import YamlDocument, YamlSyntaxError, line_of, load_yaml
 
-SCHEMA_PATH = Path(__file__).with_name("qmspec.schema.json")
+SCHEMA_PATH = Path(__file__).parent.parent / "qmspec.schema.json"
 DEFAULT_TEXT_FIELD = "text"
 
 
@@ -132,12 +134,7 @@ class Spec:
     connection: ConnectionSpec = ConnectionSpec()
     query_using: str | None = None
     query_model: str | None = None
-    hnsw: dict = field(default_factory=dict)
-    optimizers: dict = field(default_factory=dict)
-    quantization: dict | None = None
-    on_disk_payload: bool | None = None
-    replication_factor: int | None = None
-    write_consistency_factor: int | None = None
+    settings: CollectionSettings = CollectionSettings()
     migration: MigrationSpec = MigrationSpec()
     verify: VerifySpec = VerifySpec()
     cleanup_old: str = "keep"
@@ -153,11 +150,7 @@ class Spec:
         return None
 
     def line_of(self, *path) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return None
+        return line_of(self.lines, path)
 
 
 # ---------------------------------------------------------------- loading
@@ -296,9 +289,6 @@ def _dotted(path) -> str:
 # ---------------------------------------------------------------- building
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 @dataclass
 class _Context:
     file: str
@@ -311,16 +301,8 @@ class _Context:
         self.problems.append(Problem(self.file, self.document.line_of(path), _dotted(path), message, fix))
 
     def expand(self, value: str, path: tuple) -> str:
-        def replace(match: re.Match) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in self.environ:
-                return self.environ[name]
-            if default is not None:
-                return default
-            self.problem(path, f"environment variable {name} is not set", f"export {name}=... or write ${{{name}:-default}}")
-            return ""
-
-        return _ENV_REF.sub(replace, value)
+        return envvars.expand(value, self.environ, lambda name: self.problem(
+            path, f"environment variable {name} is not set", f"export {name}=... or write ${{{name}:-default}}"))
 
     def resolve_file(self, value: str, path: tuple) -> str:
         resolved = (self.base_dir / self.expand(value, path)).resolve()
@@ -419,12 +401,14 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         ),
         query_using=query.get("using"),
         query_model=query.get("model"),
-        hnsw=data.get("hnsw", {}),
-        optimizers=data.get("optimizers", {}),
-        quantization=_quantization(data.get("quantization")),
-        on_disk_payload=data.get("on_disk_payload"),
-        replication_factor=data.get("replication_factor"),
-        write_consistency_factor=data.get("write_consistency_factor"),
+        settings=CollectionSettings(
+            hnsw=data.get("hnsw", {}),
+            optimizers=data.get("optimizers", {}),
+            quantization=_quantization(data.get("quantization")),
+            on_disk_payload=data.get("on_disk_payload"),
+            replication_factor=data.get("replication_factor"),
+            write_consistency_factor=data.get("write_consistency_factor"),
+        ),
         migration=MigrationSpec(**migration),
         verify=VerifySpec(
             count=verify.get("count", True),

@@ -1,5 +1,5 @@
-"""The apply journal: which plan is being applied, each step's status and batch checkpoint, the alias target
-before the swap, and a history of finished applies. Plus the lock that keeps two applies off one alias.
+"""The apply journal (planning/record.py's typed record) saved after every change, in files or in Qdrant, and the
+lock that keeps two applies off one alias.
 
 Written after every step and every checkpoint, atomically (write a temporary file, fsync, rename), so a
 crash at any instant leaves either the previous record or the new one, never half of one.
@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import QmspecError
+from ..errors import QmspecError
+from ..planning.plan import Plan
+from ..planning.record import STATE_COLLECTION, AliasRecord, ApplyRecord, RecordError, StepRecord
 
-STATE_FORMAT = 1
 DEFAULT_STATE_DIR = ".qmspec/state"
 
 
@@ -55,17 +57,17 @@ class FileStateStore:
     def _lock(self, alias: str) -> Path:
         return self.root / f"{slug(alias)}.lock"
 
-    def read(self, alias: str) -> dict:
+    def read(self, alias: str) -> AliasRecord:
         path = self._journal(alias)
         if not path.exists():
-            return {"format": STATE_FORMAT, "alias": alias, "active": None, "history": []}
+            return AliasRecord(alias)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            return AliasRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, RecordError) as exc:
             raise QmspecError(f"state file {path} is unreadable ({exc}); restore it from a backup or move it away") from None
 
-    def write(self, alias: str, record: dict) -> None:
-        write_atomically(self._journal(alias), json.dumps(record, indent=2) + "\n")
+    def write(self, record: AliasRecord) -> None:
+        write_atomically(self._journal(record.alias), json.dumps(record.to_dict(), indent=2) + "\n")
 
     def acquire(self, alias: str, command: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -117,9 +119,6 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-STATE_COLLECTION = "qmspec_state"
-
-
 class QdrantStateStore:
     """The journal and lock kept in Qdrant itself, for CI runners that share no disk. One point per alias holds
     the journal; the lock is a fixed point created with insert_only, so of two applies racing for it exactly
@@ -139,15 +138,15 @@ class QdrantStateStore:
         found = self.client.retrieve(STATE_COLLECTION, [self._id(kind, alias)], with_payload=True)
         return found[0].payload if found else None
 
-    def read(self, alias: str) -> dict:
+    def read(self, alias: str) -> AliasRecord:
         payload = self._payload("journal", alias)
         if payload is None:
-            return {"format": STATE_FORMAT, "alias": alias, "active": None, "history": []}
-        return json.loads(payload["record"])
+            return AliasRecord(alias)
+        return AliasRecord.from_dict(json.loads(payload["record"]))
 
-    def write(self, alias: str, record: dict) -> None:
-        point = self.models.PointStruct(id=self._id("journal", alias), vector={},
-                                        payload={"kind": "journal", "alias": alias, "record": json.dumps(record)})
+    def write(self, record: AliasRecord) -> None:
+        point = self.models.PointStruct(id=self._id("journal", record.alias), vector={},
+                                        payload={"kind": "journal", "alias": record.alias, "record": json.dumps(record.to_dict())})
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True)
 
     def acquire(self, alias: str, command: str) -> None:
@@ -165,3 +164,56 @@ class QdrantStateStore:
     def lock_holder(self, alias: str) -> dict | None:
         payload = self._payload("lock", alias)
         return payload["holder"] if payload else None
+
+
+@dataclass
+class Journal:
+    """The record of one alias, saved through `store` after every change."""
+
+    store: FileStateStore | QdrantStateStore
+    record: AliasRecord
+
+    @classmethod
+    def read(cls, store, alias: str) -> Journal:
+        return cls(store, store.read(alias))
+
+    @property
+    def alias(self) -> str:
+        return self.record.alias
+
+    @property
+    def active(self) -> ApplyRecord:
+        return self.record.active
+
+    def start(self, plan: Plan) -> None:
+        self.record.active = ApplyRecord.begin(plan, now())
+        self.save()
+
+    def step(self, index: int) -> StepRecord:
+        return self.active.steps[index]
+
+    def save(self) -> None:
+        self.store.write(self.record)
+
+    def finish(self, status: str) -> None:
+        self.record.close(status, now())
+        self.save()
+
+
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(kind: str) -> None:
+    """Fault injection for the crash tests: QMSPEC_FAULT="effect:3" kills this process with SIGKILL right after
+    the third step's effect and before it is journaled; "checkpoint:2" right after the second batch checkpoint."""
+    wanted = os.environ.get("QMSPEC_FAULT")
+    if not wanted:
+        return
+    _fault_counts[kind] = _fault_counts.get(kind, 0) + 1
+    if wanted == f"{kind}:{_fault_counts[kind]}":
+        crash()
+
+
+def crash() -> None:
+    """Die as a power cut would: no handler runs, nothing is cleaned up (in-process tests replace it)."""
+    os.kill(os.getpid(), signal.SIGKILL)

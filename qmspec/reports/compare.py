@@ -9,9 +9,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from .embed import get_embedder
-from .errors import QmspecError
-from .verify import is_sparse, recorded_models, search_ids
+from ..applying.search import is_sparse, recorded_models, search_ids
+from ..embed import get_embedder
+from ..errors import QmspecError
 
 
 @dataclass(frozen=True)

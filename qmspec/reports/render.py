@@ -1,20 +1,21 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
-from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
-                   Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
+from ..planning.livestate import recorded_vectors
+from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, Step, StepTable, SwapAlias, UpdateCollection, Verify)
 
-SYMBOLS = {"create_collection": "+", "load_files": "+", "copy_points": "+", "embed_vectors": "+", "create_vector": "+",
-           "catch_up": "~", "learn_adapter": "?",
-           "update_collection": "~", "restore_indexing": "~", "verify": "?", "swap_alias": "~",
-           "delete_vector": "-", "delete_collection": "-"}
+SYMBOLS = {CreateCollection: "+", LoadFiles: "+", CopyPoints: "+", EmbedVectors: "+", CreateVector: "+",
+           CatchUp: "~", LearnAdapter: "?",
+           UpdateCollection: "~", RestoreIndexing: "~", Verify: "?", SwapAlias: "~",
+           DeleteVector: "-", DeleteCollection: "-"}
 
 
 def symbol(step: Step) -> str:
     """Terraform's marks: + adds, ~ changes, - removes; ? checks without changing anything."""
     if isinstance(step, SwapAlias) and step.from_collection is None:
         return "+"
-    return SYMBOLS[step.kind]
+    return SYMBOLS[type(step)]
 
 
 def render(plan: Plan, fmt: str) -> str:
@@ -28,63 +29,104 @@ def render(plan: Plan, fmt: str) -> str:
 # ---------------------------------------------------------------- describing steps
 
 
-def describe(step: Step) -> tuple[str, list[str]]:
-    """A one-line title and detail lines for a step, shared by every output format."""
-    if isinstance(step, CreateCollection):
-        details = [_vector_line(name, config) for name, config in step.vectors.items()]
-        details += [f"sparse {name}: modifier {config['modifier']}{', on disk' if config['on_disk'] else ''}"
-                    for name, config in step.sparse_vectors.items()]
-        details += [f"{key}: {_compact(value)}" for key, value in step.settings.items()]
-        if step.deferred_indexing:
-            details.append(f"indexing off during the load: {_compact(step.deferred_indexing)}")
-        models = {name: v.get("model") or "unknown model" for name, v in step.metadata["qmspec"]["vectors"].items()}
-        details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
-        return f"create collection {step.collection}", details
-    if isinstance(step, LoadFiles):
-        return (f"load {step.points:,} points into {step.collection} from {len(step.files)} file(s)",
-                [", ".join(step.files), _embedding(step.embed), _batching(step)])
-    if isinstance(step, CopyPoints):
-        carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
-                   + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
-        what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
-        return (f"copy {step.points:,} points {step.source} -> {step.target}",
-                [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)])
-    if isinstance(step, EmbedVectors):
-        kind = "sparse " if step.sparse else ""
-        return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
-                [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
-    if isinstance(step, LearnAdapter):
-        return (f"learn a linear map {step.source}.{step.from_vector} -> {step.model['name']} for {step.vector}",
-                [f"embed {step.sample} texts (+{max(step.sample // 4, 10)} held out) with {step.model['name']}; least squares; "
-                 f"stop before any write if recall@10 < {step.min_recall}"])
-    if isinstance(step, CatchUp):
-        redo = f"; re-embed {', '.join(step.embed)} for the points it rewrites" if step.embed else ""
-        return (f"catch up {step.target} with {step.source}",
-                [f"copy points changed, added or deleted in {step.source} during the migration (payload hashes){redo}"])
-    if isinstance(step, CreateVector):
-        return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [_compact(step.config)]
-    if isinstance(step, DeleteVector):
-        return f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}", []
-    if isinstance(step, UpdateCollection):
-        details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()
-                   if key != "metadata"]
-        if "metadata" in step.changes:
-            recorded = step.changes["metadata"]["qmspec"]["vectors"]
-            details.append("metadata records " + ", ".join(f"{name} <- {v.get('model')}" for name, v in recorded.items()))
-        return f"update collection {step.collection} in place (no re-embedding)", details
-    if isinstance(step, RestoreIndexing):
-        return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
-    if isinstance(step, Verify):
-        against = step.source or (f"{len(step.source_files)} source file(s)" if step.source_files else "")
-        return f"verify {step.target}" + (f" against {against}" if against else " as it is"), [_gates(step)]
-    if isinstance(step, SwapAlias):
-        if step.from_collection:
-            return f"swap alias {step.alias}: {step.from_collection} -> {step.to_collection} (atomic)", []
-        return f"create alias {step.alias} -> {step.to_collection}", []
-    if isinstance(step, DeleteCollection):
-        gate = f"only after {' and '.join(step.after)} succeeded" if step.after else "not gated on verification"
-        return f"delete collection {step.collection}", [gate]
-    raise TypeError(f"no description for step kind {step.kind}")
+describe = StepTable("description")  # step -> (one-line title, detail lines), shared by every output format
+
+
+def title(step: Step) -> str:
+    return describe(step)[0]
+
+
+@describe.register(CreateCollection)
+def _create_collection(step: CreateCollection) -> tuple[str, list[str]]:
+    details = [_vector_line(name, config) for name, config in step.vectors.items()]
+    details += [f"sparse {name}: modifier {config['modifier']}{', on disk' if config['on_disk'] else ''}"
+                for name, config in step.sparse_vectors.items()]
+    details += [f"{key}: {_compact(value)}" for key, value in step.settings.items()]
+    if step.deferred_indexing:
+        details.append(f"indexing off during the load: {_compact(step.deferred_indexing)}")
+    models = {name: v.get("model") or "unknown model" for name, v in recorded_vectors(step.metadata).items()}
+    details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
+    return f"create collection {step.collection}", details
+
+
+@describe.register(LoadFiles)
+def _load_files(step: LoadFiles) -> tuple[str, list[str]]:
+    return (f"load {step.points:,} points into {step.collection} from {len(step.files)} file(s)",
+            [", ".join(step.files), _embedding(step.embed), _batching(step)])
+
+
+@describe.register(CopyPoints)
+def _copy_points(step: CopyPoints) -> tuple[str, list[str]]:
+    carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
+               + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
+    what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
+    return (f"copy {step.points:,} points {step.source} -> {step.target}",
+            [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)])
+
+
+@describe.register(EmbedVectors)
+def _embed_vectors(step: EmbedVectors) -> tuple[str, list[str]]:
+    kind = "sparse " if step.sparse else ""
+    return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
+            [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
+
+
+@describe.register(LearnAdapter)
+def _learn_adapter(step: LearnAdapter) -> tuple[str, list[str]]:
+    return (f"learn a linear map {step.source}.{step.from_vector} -> {step.model['name']} for {step.vector}",
+            [f"embed {step.sample} texts (+{max(step.sample // 4, 10)} held out) with {step.model['name']}; least squares; "
+             f"stop before any write if recall@10 < {step.min_recall}"])
+
+
+@describe.register(CatchUp)
+def _catch_up(step: CatchUp) -> tuple[str, list[str]]:
+    redo = f"; re-embed {', '.join(step.embed)} for the points it rewrites" if step.embed else ""
+    return (f"catch up {step.target} with {step.source}",
+            [f"copy points changed, added or deleted in {step.source} during the migration (payload hashes){redo}"])
+
+
+@describe.register(CreateVector)
+def _create_vector(step: CreateVector) -> tuple[str, list[str]]:
+    return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [_compact(step.config)]
+
+
+@describe.register(DeleteVector)
+def _delete_vector(step: DeleteVector) -> tuple[str, list[str]]:
+    return f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}", []
+
+
+@describe.register(UpdateCollection)
+def _update_collection(step: UpdateCollection) -> tuple[str, list[str]]:
+    details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()
+               if key != "metadata"]
+    if "metadata" in step.changes:
+        recorded = recorded_vectors(step.changes["metadata"])
+        details.append("metadata records " + ", ".join(f"{name} <- {v.get('model')}" for name, v in recorded.items()))
+    return f"update collection {step.collection} in place (no re-embedding)", details
+
+
+@describe.register(RestoreIndexing)
+def _restore_indexing(step: RestoreIndexing) -> tuple[str, list[str]]:
+    return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
+
+
+@describe.register(Verify)
+def _verify(step: Verify) -> tuple[str, list[str]]:
+    against = step.source or (f"{len(step.source_files)} source file(s)" if step.source_files else "")
+    return f"verify {step.target}" + (f" against {against}" if against else " as it is"), [_gates(step)]
+
+
+@describe.register(SwapAlias)
+def _swap_alias(step: SwapAlias) -> tuple[str, list[str]]:
+    if step.from_collection:
+        return f"swap alias {step.alias}: {step.from_collection} -> {step.to_collection} (atomic)", []
+    return f"create alias {step.alias} -> {step.to_collection}", []
+
+
+@describe.register(DeleteCollection)
+def _delete_collection(step: DeleteCollection) -> tuple[str, list[str]]:
+    gate = f"only after {' and '.join(step.after)} succeeded" if step.after else "not gated on verification"
+    return f"delete collection {step.collection}", [gate]
 
 
 def _embedding(embed: dict) -> str:
@@ -149,10 +191,10 @@ def summary(plan: Plan) -> str:
         if plan.refused:
             return "Plan: no step can be planned for the changes the spec asks for."
         return f"No changes. Alias {plan.alias} and collection {plan.collection} match the spec."
-    kinds = [step.kind for step in plan.steps]
+    kinds = [type(step) for step in plan.steps]
     e = plan.estimate
-    return (f"Plan: collections {kinds.count('create_collection')} to create, {kinds.count('update_collection')} to change in place, "
-            f"{kinds.count('delete_collection')} to delete; aliases {kinds.count('swap_alias')} to point; "
+    return (f"Plan: collections {kinds.count(CreateCollection)} to create, {kinds.count(UpdateCollection)} to change in place, "
+            f"{kinds.count(DeleteCollection)} to delete; aliases {kinds.count(SwapAlias)} to point; "
             f"points {e['points_to_copy']:,} to copy, {e['points_to_load']:,} to load; vectors {e['vectors_to_embed']:,} to embed, "
             f"{e['vectors_to_carry']:,} to carry.")
 

@@ -9,7 +9,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from .settings import CollectionSettings
+
 METADATA_KEY = "qmspec"  # collection metadata qmspec stamps: {"qmspec": {"spec_hash", "alias", "vectors": {...}}}
+
+
+def recorded_vectors(metadata: dict | None) -> dict:
+    """vector name -> the model identity qmspec stamped for it, from a collection's metadata."""
+    return ((metadata or {}).get(METADATA_KEY) or {}).get("vectors") or {}
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,7 @@ class LiveCollection:
     sparse_vectors: tuple[LiveSparseVector, ...] = ()
     points: int = 0
     points_exact: bool = False
-    hnsw: dict = field(default_factory=dict)
-    optimizers: dict = field(default_factory=dict)
-    quantization: dict | None = None
-    on_disk_payload: bool | None = None
-    replication_factor: int | None = None
-    write_consistency_factor: int | None = None
+    settings: CollectionSettings = CollectionSettings()
     metadata: dict = field(default_factory=dict)
     status: str = "green"
 
@@ -62,7 +64,7 @@ class LiveCollection:
 
     def recorded_model(self, vector: str) -> dict | None:
         """The model identity qmspec stamped for `vector`, or None where the collection was not made by qmspec."""
-        return ((self.metadata.get(METADATA_KEY) or {}).get("vectors") or {}).get(vector)
+        return recorded_vectors(self.metadata).get(vector)
 
     @property
     def managed(self) -> bool:
@@ -87,8 +89,15 @@ class LiveState:
             "server_version": self.server_version,
             "aliases": dict(sorted(self.aliases.items())),
             "collections": {
-                name: asdict(self.collections[name]) if name in self.collections else None for name in sorted(set(collections))
+                name: _pinned(self.collections[name]) if name in self.collections else None for name in sorted(set(collections))
             },
             "files": dict(sorted(self.files.items())),
         }
         return hashlib.sha256(json.dumps(pinned, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _pinned(collection: LiveCollection) -> dict:
+    """A collection's values with its settings at the top level, as plans saved before settings were grouped pin them."""
+    values = asdict(collection)
+    settings = values.pop("settings")
+    return values | settings

@@ -11,9 +11,9 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
-from .errors import PlanFileError
+from ..errors import PlanFileError
 
 PLAN_FORMAT = 1
 
@@ -174,6 +174,29 @@ class DeleteCollection(Step):
     kind: ClassVar[str] = "delete_collection"
     collection: str
     after: tuple[str, ...]  # step kinds that must have succeeded first
+
+
+class StepTable:
+    """One function per step type, like alembic's `dispatch_for`: rendering and executing each keep a table, so a
+    step is reviewed as text or run from the same value, with no isinstance ladder. A step type without an entry
+    fails loudly; a test checks that every table covers every type."""
+
+    def __init__(self, purpose: str):
+        self.purpose = purpose
+        self.functions: dict[type[Step], Callable] = {}
+
+    def register(self, step_type: type[Step]) -> Callable:
+        def add(function: Callable) -> Callable:
+            self.functions[step_type] = function
+            return function
+
+        return add
+
+    def __call__(self, step: Step, *args):
+        function = self.functions.get(type(step))
+        if function is None:
+            raise TypeError(f"no {self.purpose} for step kind {step.kind}")
+        return function(step, *args)
 
 
 STEP_TYPES: dict[str, type[Step]] = {

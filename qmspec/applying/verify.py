@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
 from dataclasses import asdict, dataclass, field
 
 from qdrant_client import models
 
-from .embed import get_embedder
-from .errors import QmspecError
-from .pipeline import payload_hash, read_records, scroll_pages
+from ..embed import get_embedder
+from ..errors import QmspecError
+from ..sourcefiles import read_records
+from .search import is_sparse, recorded_models, search_ids
+from .transfer import payload_hash, scroll_pages
 
 
 @dataclass
@@ -68,9 +69,9 @@ def verify(client, step, page_size: int = 1000) -> Report:
     if step.payload_mode != "off":
         checks.append(check_payloads(client, step, page_size))
     if step.search:
-        checks.append(checksearch_ids(client, step, step.search, sparse=False))
+        checks.append(check_search(client, step, step.search, sparse=False))
     if step.sparse:
-        checks.append(checksearch_ids(client, step, step.sparse, sparse=True))
+        checks.append(check_search(client, step, step.sparse, sparse=True))
     return Report(step.target, step.source, checks)
 
 
@@ -114,7 +115,7 @@ def _expected_payload_hashes(client, step, page_size: int) -> dict:
     return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
 
 
-def checksearch_ids(client, step, check: dict, sparse: bool) -> Check:
+def check_search(client, step, check: dict, sparse: bool) -> Check:
     """Mean overlap@k of the new collection's top-k with a reference top-k: the old collection searched with its
     own model, or where there is no old collection (or for sparse vectors, whose old side is new), the new
     collection's dense results."""
@@ -159,26 +160,3 @@ def _reference(client, step, using: str, sparse: bool, target_meta: dict):
             return f"{step.source} records no runnable model for {vector!r}: the old results cannot be computed"
         return step.source, vector, settings
     return step.target, using, target_meta[using]["model_settings"]
-
-
-def recorded_models(client, collection: str) -> dict:
-    metadata = client.get_collection(collection).config.metadata or {}
-    return ((metadata.get("qmspec") or {}).get("vectors")) or {}
-
-
-def is_sparse(client, collection: str, vector: str) -> bool:
-    return vector in (client.get_collection(collection).config.params.sparse_vectors or {})
-
-
-def search_ids(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool, with_scores: bool = False) -> list:
-    """Top-k ids (or (id, score) pairs) for `query` embedded the way `embedder` embeds queries."""
-    embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
-    if sparse:
-        indices, values = embedded
-        query_vector = models.SparseVector(indices=list(indices), values=list(values))
-    else:
-        query_vector = [float(x) for x in embedded]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
-        result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)
-    return [(point.id, point.score) if with_scores else point.id for point in result.points]

@@ -19,13 +19,18 @@ class YamlDocument:
     lines: dict  # KeyPath -> 1-based line of the key (or item)
 
     def line_of(self, path: KeyPath) -> int | None:
-        """The line of `path`, or of its nearest ancestor that has one."""
-        path = tuple(path)
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
+        """The line of `path`, of its nearest ancestor that has one, or of the document itself."""
+        return line_of(self.lines, path) or self.lines.get(())
+
+
+def line_of(lines: dict, path: KeyPath) -> int | None:
+    """The line of the nearest key on `path` that the file states, or None where it states none of them."""
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
 
 
 class YamlSyntaxError(Exception):

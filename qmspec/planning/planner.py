@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .diff import Change, diff_collection, same_model
-from .errors import QmspecError
+from ..errors import QmspecError
+from .diff import Change, CollectionSetting, ModelUnrecorded, VectorAdded, VectorRemoved, VectorSetting, diff_collection, same_model
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
 from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
@@ -93,7 +93,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         collection=spec.collection,
         vectors={v.name: _dense_config(v) for v in spec.vectors},
         sparse_vectors={v.name: {"modifier": v.modifier, "on_disk": v.on_disk} for v in spec.sparse_vectors},
-        settings=_collection_settings(spec),
+        settings=spec.settings.stated(),
         deferred_indexing=deferred,
         metadata={},
     )]
@@ -214,21 +214,14 @@ def _dense_config(vector: DenseVectorSpec) -> dict:
     return config
 
 
-def _collection_settings(spec: Spec) -> dict:
-    settings = {"hnsw": spec.hnsw or None, "optimizers": spec.optimizers or None, "quantization": spec.quantization,
-                "on_disk_payload": spec.on_disk_payload, "replication_factor": spec.replication_factor,
-                "write_consistency_factor": spec.write_consistency_factor}
-    return {key: value for key, value in settings.items() if value is not None}
-
-
 def _deferral(spec: Spec) -> tuple[dict, dict]:
     """What the bulk load switches off, and what restores it: the spec's value or Qdrant's default."""
     mode = spec.migration.defer_indexing
     if mode == "hnsw_m0":
-        return {"hnsw": {"m": 0}}, {"hnsw": {"m": spec.hnsw.get("m", DEFAULT_HNSW_M)}}
+        return {"hnsw": {"m": 0}}, {"hnsw": {"m": spec.settings.hnsw.get("m", DEFAULT_HNSW_M)}}
     if mode == "indexing_threshold":
         return ({"optimizers": {"indexing_threshold": 0}},
-                {"optimizers": {"indexing_threshold": spec.optimizers.get("indexing_threshold", DEFAULT_INDEXING_THRESHOLD)}})
+                {"optimizers": {"indexing_threshold": spec.settings.optimizers.get("indexing_threshold", DEFAULT_INDEXING_THRESHOLD)}})
     return {}, {}
 
 
@@ -326,7 +319,7 @@ def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...]
     if update:
         steps.append(UpdateCollection(target.name, update, previous))
     for change in changes:
-        if change.kind == "vector_added":
+        if isinstance(change, VectorAdded):
             vector = spec.vector(change.vector)
             if vector.carry_from:
                 raise PlanningError(f"{change.vector}: `carry` copies from another collection and needs a new one; "
@@ -334,9 +327,9 @@ def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...]
             config = {"modifier": vector.modifier} if change.sparse else _dense_config(vector)
             steps.append(CreateVector(target.name, vector.name, change.sparse, config))
             steps.append(_embed_step(spec, target.name, vector, target.points))
-        elif change.kind == "vector_removed":
+        elif isinstance(change, VectorRemoved):
             steps.append(DeleteVector(target.name, change.vector, change.sparse))
-        elif change.kind == "model_unrecorded":
+        elif isinstance(change, ModelUnrecorded):
             notes.append(f"{change.vector}: {target.name} records no model; assuming its vectors come from "
                          f"{change.new['model']} and recording it")
     return steps
@@ -346,13 +339,13 @@ def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, 
     update: dict = {}
     previous: dict = {}
     for change in changes:
-        if change.kind == "collection_setting":
+        if isinstance(change, CollectionSetting):
             update[change.field], previous[change.field] = change.new, _same_keys(change.old, change.new)
-        elif change.kind == "vector_setting":
+        elif isinstance(change, VectorSetting):
             group = "sparse_vectors" if change.sparse else "vectors"
             update.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.new
             previous.setdefault(group, {}).setdefault(change.vector, {})[change.field] = _same_keys(change.old, change.new)
-    recorded = [c.vector for c in changes if c.kind in ("model_unrecorded", "vector_added")]
+    recorded = [c.vector for c in changes if isinstance(c, (ModelUnrecorded, VectorAdded))]
     if recorded:
         current = target.metadata.get(METADATA_KEY) or {}
         stamped = stamp(spec, only=recorded)[METADATA_KEY]

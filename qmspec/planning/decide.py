@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .apply import already_applied, unfinished
 from .livestate import LiveState
 from .plan import Plan
 from .planner import plan_migration
+from .record import AliasRecord
 from .spec import Spec
 
 
@@ -20,22 +20,21 @@ class Decision:
     message: str = ""
 
 
-def decide(record: dict, spec: Spec | None, saved: Plan | None, read_live: Callable[[list[str], list[str]], LiveState],
+def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live: Callable[[list[str], list[str]], LiveState],
            spec_file: str | None = None) -> Decision:
-    pending = unfinished(record)
+    pending = record.unfinished()
     if pending:
-        recorded = Plan.from_dict(pending["plan"])
-        same = saved.hash == recorded.hash if saved else spec.spec_hash == recorded.spec_hash
+        recorded = pending.plan
+        same = saved.hash == pending.plan_hash if saved else spec.spec_hash == recorded.spec_hash
         if same:
-            done = sum(step["status"] == "done" for step in pending["steps"])
-            return Decision("resume", recorded, f"resuming plan {recorded.hash} ({pending['status']} after {done} of "
+            return Decision("resume", recorded, f"resuming plan {pending.plan_hash} ({pending.status} after {pending.steps_done} of "
                                                 f"{len(recorded.steps)} steps)")
         return Decision("blocked", recorded,
-                        f"an apply of plan {recorded.hash} (spec hash {recorded.spec_hash}) for alias {recorded.alias} is "
-                        f"unfinished ({pending['status']}); finish it by applying the same spec or plan again, "
+                        f"an apply of plan {pending.plan_hash} (spec hash {recorded.spec_hash}) for alias {recorded.alias} is "
+                        f"unfinished ({pending.status}); finish it by applying the same spec or plan again, "
                         "or undo it with `qmspec rollback`")
     if saved is not None:
-        if already_applied(record, saved.hash):
+        if record.already_applied(saved.hash):
             return Decision("nothing", saved, f"plan {saved.hash} was already applied; nothing to do")
         live = read_live(saved.prior["collections"], [saved.alias], _files(saved))
         reason = saved.stale_reason(live)

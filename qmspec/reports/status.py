@@ -1,20 +1,21 @@
 """`qmspec status`: the alias's live target, the last apply recorded for it, its steps, and the lock."""
 from __future__ import annotations
 
-from .livestate import LiveState
+from dataclasses import asdict
+
+from ..planning.livestate import LiveState
+from ..planning.record import AliasRecord
 
 
-def describe_status(alias: str, record: dict, lock: dict | None, live: LiveState) -> dict:
-    active = record.get("active")
-    report = {"format": 1, "alias": alias, "serves": live.aliases.get(alias), "lock": lock, "last_apply": None,
-              "history": record.get("history", [])}
+def describe_status(record: AliasRecord, lock: dict | None, live: LiveState) -> dict:
+    active = record.active
+    report = {"format": 1, "alias": record.alias, "serves": live.aliases.get(record.alias), "lock": lock, "last_apply": None,
+              "history": [asdict(entry) for entry in record.history]}
     if active:
         report["last_apply"] = {
-            "plan_hash": active["plan_hash"], "status": active["status"], "started_at": active["started_at"],
-            "finished_at": active["finished_at"], "collection": active["plan"]["collection"],
-            "alias_before": active.get("previous_alias_target", active.get("alias_before")),
-            "steps": [{"kind": s["kind"], "status": s["status"], "checkpoint": s["checkpoint"], "error": s.get("error")}
-                      for s in active["steps"]],
+            "plan_hash": active.plan_hash, "status": active.status, "started_at": active.started_at,
+            "finished_at": active.finished_at, "collection": active.plan.collection, "alias_before": active.alias_before,
+            "steps": [{"kind": s.kind, "status": s.status, "checkpoint": s.checkpoint, "error": s.error} for s in active.steps],
         }
     return report
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import capabilities
-from .diff import Change
+from .diff import Change, ModelChanged, VectorShape
 from .livestate import LiveCollection, LiveState
-from .plan import CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles, Step, SwapAlias
+from .plan import CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles, Step, SwapAlias, Verify
 from .spec import Spec
 
 LARGE_MULTIVECTOR_DIM = 96  # ColBERT-style token vectors: every point stores many of them
@@ -88,8 +88,8 @@ def check_rules(context: RuleContext) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def _changes_of(changes: Iterable[Change], kind: str, sparse: bool | None = None) -> list[Change]:
-    return [c for c in changes if c.kind == kind and (sparse is None or c.sparse == sparse)]
+def _changes_of(changes: Iterable[Change], kind: type[Change]) -> list[Change]:
+    return [change for change in changes if isinstance(change, kind)]
 
 
 def _vector_key(spec: Spec, name: str) -> tuple:
@@ -106,9 +106,9 @@ def _vector_key(spec: Spec, name: str) -> tuple:
 def old_deleted_before_verify(ctx: RuleContext):
     for delete in ctx.steps_of(DeleteCollection):
         position = ctx.index_of(delete)
-        before = {step.kind for step in ctx.steps[:position]}
-        verified = ctx.spec.verify.has_gates and "verify" in before
-        if not verified or "swap_alias" not in before:
+        before = {type(step) for step in ctx.steps[:position]}
+        verified = ctx.spec.verify.has_gates and Verify in before
+        if not verified or SwapAlias not in before:
             missing = "verification is disabled" if not ctx.spec.verify.has_gates else "it comes before verify and swap_alias"
             yield f"deleting {delete.collection!r}: {missing}; a bad migration could no longer be rolled back", ("cleanup",)
 
@@ -131,7 +131,7 @@ def vector_deleted_in_place(ctx: RuleContext):
 @rule("DS104", "error", "vector size, distance, datatype or multivector changed in place",
       "give the collection a new name (`collection: <name>_v2`): qmspec creates it, migrates and swaps the alias", allowable=False)
 def shape_changed_in_place(ctx: RuleContext):
-    for change in _changes_of(ctx.changes, "vector_shape"):
+    for change in _changes_of(ctx.changes, VectorShape):
         yield (f"{change.vector!r}: {change.field} {change.old} -> {change.new} on existing collection {ctx.target.name!r}; "
                "Qdrant cannot change it without re-creating the collection"), _vector_key(ctx.spec, change.vector)
 
@@ -198,7 +198,7 @@ def swap_without_payloads(ctx: RuleContext):
 @rule("MF302", "error", "model change without re-embedding",
       "give the collection a new name (`collection: <name>_v2`) so qmspec re-embeds every point into it", allowable=False)
 def model_changed_in_place(ctx: RuleContext):
-    for change in _changes_of(ctx.changes, "model_changed"):
+    for change in _changes_of(ctx.changes, ModelChanged):
         yield (f"{change.vector!r} in {ctx.target.name!r} holds vectors of {change.old.get('model')!r}; the spec says "
                f"{change.new.get('model')!r}: re-embedding in place would mix two vector spaces"), _vector_key(ctx.spec, change.vector) + ("model",)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from .livestate import LiveCollection, LiveState
+from ..planning.livestate import LiveCollection, LiveState
 
 GROUPS = (("aliases", "alias targets"), ("vectors", "vector configs"), ("sparse_vectors", "vector configs"),
           ("models", "models recorded in metadata"), ("points", "point counts"), ("collections", "collections"))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import yaml
 
-from .errors import QmspecError
-from .livestate import LiveCollection, LiveState
+from ..errors import QmspecError
+from ..planning.livestate import LiveCollection, LiveState
 
 HEADER = "# yaml-language-server: $schema={schema}\n# Written by `qmspec inspect` from live state. Review it, then keep it under version control.\n"
 
@@ -29,8 +29,8 @@ def spec_from_live(live: LiveState, alias: str) -> dict:
         spec["vectors"] = dense
     if sparse:
         spec["sparse_vectors"] = sparse
-    if collection.quantization:
-        spec["quantization"] = collection.quantization
+    if collection.settings.quantization:
+        spec["quantization"] = collection.settings.quantization
     return spec
 
 

@@ -1,0 +1,39 @@
+"""Progress of a long step: points done, points/s and the ETA."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+
+class Progress:
+    """Points done, points/s and ETA: a live line on a terminal, a plain line every `every_s` seconds otherwise (CI)."""
+
+    def __init__(self, label: str, total: int | None, log: Callable[[str], None], stream=None, every_s: float = 10.0):
+        self.label, self.total, self.log = label, total, log
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = every_s
+        self.started = self.last = time.monotonic()
+        self.shown = -1
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if done == self.shown or not (final or self.live or now - self.last >= self.every_s):
+            return
+        self.last, self.shown = now, done
+        rate = done / max(now - self.started, 1e-9)
+        line = f"{self.label}: {done:,}" + (f"/{self.total:,}" if self.total else "") + f" points, {rate:,.0f} points/s"
+        if self.total and rate and done < self.total:
+            line += f", ETA {_duration((self.total - done) / rate)}"
+        if self.live:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+            self.stream.flush()
+        else:
+            self.log("      " + line)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -1,0 +1,58 @@
+"""Walk a plan: run every step not yet done through its executor, journaling after every step and every batch
+checkpoint, so that a crashed apply resumes where it stopped and never loses or duplicates a point.
+
+Record progress after the effect, check for it before: every executor first looks at what Qdrant already has,
+so running it twice gives the same result.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..planning.plan import LoadFiles, Plan, Step
+from ..sourcefiles import check_source_files
+from .journal import Journal, fault_point, now
+from .steps import ApplyError, Run, execute
+from .transfer import SerializedClient
+from .verify import VerificationFailed
+
+
+def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callable[[str], None],
+               title: Callable[[Step], str] = lambda step: step.kind) -> None:
+    """Run every step not yet done. The caller holds the lock and has checked the plan is fresh or resumed;
+    `title` names a step in the log (the command line passes the plan renderer's titles)."""
+    for step in plan.steps:
+        if isinstance(step, LoadFiles):
+            check_source_files(step.files, step.id_field)
+    if embedded:
+        client = SerializedClient(client)
+    total = len(plan.steps)
+    for index, step in enumerate(plan.steps):
+        state = journal.step(index)
+        if state.status == "done":
+            continue
+        log(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
+        state.status, state.started_at = "running", now()
+        journal.save()
+        started = time.monotonic()
+        try:
+            result = execute(step, Run(client, embedded, journal, index, log))
+        except VerificationFailed:
+            state.status = "failed"
+            journal.finish("verify_failed")
+            raise
+        except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
+            state.status, state.error = "failed", str(error).splitlines()[0][:500]
+            journal.finish("failed")
+            raise ApplyError(_failure_message(title(step), index, error)) from None
+        fault_point("effect")
+        state.status, state.result, state.finished_at = "done", result or {}, now()
+        journal.save()
+        log(f"      done in {time.monotonic() - started:.1f}s")
+    journal.finish("succeeded")
+
+
+def _failure_message(title: str, index: int, error: Exception) -> str:
+    return (f"step {index + 1} ({title}) failed: {str(error).splitlines()[0][:500]}\n"
+            "steps before it are done and recorded; fix the cause and run the same `qmspec apply` again to resume, "
+            "or `qmspec rollback SPEC` to go back")

@@ -1,0 +1,31 @@
+"""Search a collection the way an application does: the query embedded with the model recorded for the vector it
+queries. Read-only; verification and `qmspec compare` both ask through here."""
+from __future__ import annotations
+
+import warnings
+
+from qdrant_client import models
+
+from ..planning.livestate import recorded_vectors
+
+
+def recorded_models(client, collection: str) -> dict:
+    return recorded_vectors(client.get_collection(collection).config.metadata)
+
+
+def is_sparse(client, collection: str, vector: str) -> bool:
+    return vector in (client.get_collection(collection).config.params.sparse_vectors or {})
+
+
+def search_ids(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool, with_scores: bool = False) -> list:
+    """Top-k ids (or (id, score) pairs) for `query` embedded the way `embedder` embeds queries."""
+    embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
+    if sparse:
+        indices, values = embedded
+        query_vector = models.SparseVector(indices=list(indices), values=list(values))
+    else:
+        query_vector = [float(x) for x in embedded]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
+        result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)
+    return [(point.id, point.score) if with_scores else point.id for point in result.points]

@@ -1,0 +1,337 @@
+"""One idempotent executor per step type, registered in the `execute` table (alembic's `implementation_for`).
+
+Each looks at what Qdrant already has before it acts, and records batch progress through `run.save_checkpoint`
+only after the batch was written, so a resumed step re-sends at most the batches in flight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from qdrant_client import models
+
+from ..embed import get_embedder
+from ..embed.vectors import carried_vectors, fit_linear_map, map_recall
+from ..errors import QmspecError
+from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, StepTable, SwapAlias, UpdateCollection, Verify)
+from ..sourcefiles import read_records
+from . import qdrant_ops
+from .journal import Journal, fault_point
+from .progress import Progress
+from .transfer import payload_hash, pipelined, scroll_pages, update_vectors, upload
+from .verify import VerificationFailed, verify
+
+ADAPTER_DIR = ".qmspec/adapters"
+DEFAULT_SCROLL_PAGE = 1000
+
+execute = StepTable("executor")
+
+
+class ApplyError(QmspecError):
+    """A step failed. The message names the step and how to resume or roll back."""
+
+
+@dataclass
+class Run:
+    """What an executor gets besides its step: the client, the journal and where the step stands in it."""
+
+    client: object
+    embedded: bool
+    journal: Journal
+    index: int
+    log: Callable[[str], None]
+
+    @property
+    def plan(self) -> Plan:
+        return self.journal.active.plan
+
+    def checkpoint(self) -> dict | None:
+        return self.journal.step(self.index).checkpoint
+
+    def save_checkpoint(self, data: dict) -> None:
+        self.journal.step(self.index).checkpoint = data
+        self.journal.save()
+        fault_point("checkpoint")
+
+
+@execute.register(CreateCollection)
+def create_collection(step: CreateCollection, run: Run) -> dict:
+    if run.client.collection_exists(step.collection):
+        names = qdrant_ops.vector_names(run.client, step.collection)
+        if names != set(step.vectors) | set(step.sparse_vectors):
+            raise ApplyError(f"collection {step.collection} exists with vectors {sorted(names)}, not the planned ones; "
+                             "it was not created by this apply: choose another collection name")
+        return {"created": False}
+    qdrant_ops.create_collection(run.client, step.collection, step.vectors, step.sparse_vectors, step.settings,
+                                 step.deferred_indexing, step.metadata)
+    return {"created": True}
+
+
+@execute.register(LoadFiles)
+def load_files(step: LoadFiles, run: Run) -> dict:
+    position = run.checkpoint() or {"file": 0, "line": 0, "loaded": 0}
+    per_page = step.batch_size * max(1, step.parallel)
+    progress = Progress(f"load {step.collection}", step.points, run.log)
+
+    def pages():
+        for file_index, path in enumerate(step.files):
+            if file_index < position["file"]:
+                continue
+            start = position["line"] if file_index == position["file"] else 0
+            page = []
+            for number, pid, payload in read_records(path, step.id_field, start_line=start):
+                page.append(models.PointStruct(id=pid, vector={}, payload=payload))
+                if len(page) >= per_page:
+                    yield page, {"file": file_index, "line": number}
+                    page = []
+            yield page, {"file": file_index + 1, "line": 0}
+
+    def checkpoint(where: dict, done: int) -> None:
+        run.save_checkpoint(where | {"loaded": position["loaded"] + done})
+        progress.update(position["loaded"] + done)
+
+    loaded = pipelined(pages(), _embedding_on_the_way(step.embed), _writer(run, step.collection, step), checkpoint)
+    progress.update(position["loaded"] + loaded, final=True)
+    return {"points": position["loaded"] + loaded}
+
+
+def _writer(run: Run, collection: str, step) -> Callable[[list], None]:
+    return lambda rows: upload(run.client, collection, rows, step.batch_size, step.parallel, step.update_mode, run.embedded)
+
+
+@execute.register(LearnAdapter)
+def learn_adapter(step: LearnAdapter, run: Run) -> dict:
+    """Fit on `sample` texts, measure on a quarter more held out; the matrix goes beside the journal."""
+    held_out = max(step.sample // 4, 10)
+    points, _ = run.client.scroll(step.source, limit=step.sample + held_out, with_payload=models.PayloadSelectorInclude(
+        include=[step.text_field]), with_vectors=[step.from_vector])
+    points = [p for p in points if isinstance((p.payload or {}).get(step.text_field), str) and (p.vector or {}).get(step.from_vector)]
+    if len(points) < 20:
+        raise ApplyError(f"only {len(points)} points of {step.source} have text and {step.from_vector!r}: too few to learn a map")
+    split = max(len(points) - held_out, len(points) * 3 // 4)
+    old = np.asarray([p.vector[step.from_vector] for p in points], dtype=np.float32)
+    new = np.asarray(get_embedder(step.model).embed([p.payload[step.text_field] for p in points]), dtype=np.float32)
+    matrix = fit_linear_map(old[:split], new[:split])
+    recall = map_recall(old[split:] @ matrix, new[split:])
+    run.log(f"      learned on {split} texts; recall@10 on {len(points) - split} held-out texts: {recall:.2f} (min {step.min_recall})")
+    if recall < step.min_recall:
+        raise ApplyError(f"the learned map keeps recall@10 {recall:.2f}, below min_recall {step.min_recall}: "
+                         "re-embed instead (remove `adapter`), or learn from a larger sample")
+    path = adapter_path(run, step.vector)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, matrix)
+    return {"recall_at_10": recall, "trained_on": split, "held_out": len(points) - split, "matrix": str(path)}
+
+
+def adapter_path(run: Run, vector: str) -> Path:
+    return Path(ADAPTER_DIR) / f"{run.journal.alias}-{run.journal.active.plan_hash}-{vector}.npy"
+
+
+def _learned_maps(run: Run, carry: dict) -> dict:
+    """Matrices of the adapters this plan learned; a resumed apply on a runner without them learns them again."""
+    maps = {}
+    for vector, how in carry.items():
+        if how.get("adapter"):
+            path = adapter_path(run, vector)
+            if not path.exists():
+                raise ApplyError(f"the learned map for {vector} ({path}) is missing: roll back and apply again to relearn it")
+            maps[vector] = np.load(path)
+    return maps
+
+
+def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[Callable[[list], list], object]:
+    """How a copy turns source points into target points (stored vectors carried, new ones embedded on the way),
+    and which source vectors it must scroll for that."""
+    distances = qdrant_ops.distances(run.client, step.target)
+    maps = _learned_maps(run, step.carry)
+    embed_new = _embedding_on_the_way(step.embed)
+
+    def to_points(page: list) -> list:
+        return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances, maps),
+                                             payload=p.payload or {}) for p in page])
+
+    return to_points, sorted({how["from"] for how in step.carry.values()}) or False
+
+
+@execute.register(CopyPoints)
+def copy_points(step: CopyPoints, run: Run) -> dict:
+    """Scroll the source (vectors only where they are carried), insert-only into the target, checkpoint the offset
+    after each page: a resumed copy re-sends at most the pages in flight, which insert-only mode makes harmless."""
+    position = run.checkpoint() or {"offset": None, "copied": 0}
+    if position.get("done"):
+        return {"points": position["copied"]}
+    to_points, with_vectors = _carrying(run, step)
+    progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
+
+    def checkpoint(next_offset, done: int) -> None:
+        run.save_checkpoint({"offset": next_offset, "copied": position["copied"] + done, "done": next_offset is None})
+        progress.update(position["copied"] + done)
+
+    pages = scroll_pages(run.client, step.source, step.scroll_page, position["offset"], True, with_vectors)
+    copied = position["copied"] + pipelined(pages, to_points, _writer(run, step.target, step), checkpoint)
+    progress.update(copied, final=True)
+    return {"points": copied}
+
+
+def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
+    """Fill each point's new vectors from its payload text before it is written: one write per point."""
+    embedders = {vector: get_embedder(args["model"]) for vector, args in embed.items()}
+
+    def fill(points: list) -> list:
+        for vector, args in embed.items():
+            computed = embed_points(embedders[vector], points, vector, args["text_field"], args["sparse"])
+            for point, value in zip(points, computed):
+                point.vector[vector] = value.vector[vector]
+        return points
+
+    return fill
+
+
+@execute.register(EmbedVectors)
+def embed_vectors(step: EmbedVectors, run: Run) -> dict:
+    """Read texts from the target's payloads page by page, embed, write with update_vectors (idempotent). Reading
+    the next page and writing the last one overlap with the model."""
+    embedder = get_embedder(step.model)
+    position = run.checkpoint() or {"offset": None, "embedded": 0}
+    if position.get("done"):
+        return {"points": position["embedded"]}
+    page_size = max(_scroll_page(run.plan), step.batch_size)
+    selector = models.PayloadSelectorInclude(include=[step.text_field])
+    progress = Progress(f"embed {step.vector}", step.points, run.log)
+
+    def write(vectors: list) -> None:
+        update_vectors(run.client, step.collection, vectors, step.batch_size, step.parallel, run.embedded)
+
+    def checkpoint(next_offset, done: int) -> None:
+        run.save_checkpoint({"offset": next_offset, "embedded": position["embedded"] + done, "done": next_offset is None})
+        progress.update(position["embedded"] + done)
+
+    pages = scroll_pages(run.client, step.collection, page_size, position["offset"], selector, False)
+    embedded = position["embedded"] + pipelined(
+        pages, lambda page: embed_points(embedder, page, step.vector, step.text_field, step.sparse), write, checkpoint)
+    progress.update(embedded, final=True)
+    return {"points": embedded}
+
+
+def _scroll_page(plan: Plan) -> int:
+    """Embedding pages follow the plan's scroll page (local mode re-sorts every id per scroll call: pages of 1,000+)."""
+    return next((s.scroll_page for s in plan.steps if isinstance(s, (CopyPoints, CatchUp))), DEFAULT_SCROLL_PAGE)
+
+
+def embed_points(embedder, points: list, vector: str, text_field: str, sparse: bool) -> list:
+    missing = [p.id for p in points if not isinstance((p.payload or {}).get(text_field), str)]
+    if missing:
+        shown = ", ".join(map(str, missing[:5]))
+        raise ApplyError(f"{len(missing)} point(s) have no text in payload field {text_field!r} (ids {shown}); "
+                         "fix their payloads or set text_field in the spec")
+    if not points:
+        return []
+    embeddings = embedder.embed([p.payload[text_field] for p in points])
+    return [models.PointVectors(id=p.id, vector={vector: _vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
+
+
+def _vector_value(value, sparse: bool):
+    if sparse:
+        indices, values = value
+        return models.SparseVector(indices=[int(i) for i in indices], values=[float(v) for v in values])
+    return [float(x) for x in value]
+
+
+@execute.register(CatchUp)
+def catch_up(step: CatchUp, run: Run) -> dict:
+    """Make the target's points equal the source's (ids and payloads) after the long copy, re-embedding what it
+    rewrites. Holds one hash per target point in memory."""
+    client = run.client
+    target_hashes = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, step.scroll_page)
+                     for p in page}
+    to_points, with_vectors = _carrying(run, step)
+    changed = added = 0
+    for page, _ in scroll_pages(client, step.source, step.scroll_page, None, True, with_vectors):
+        stale = []
+        for point in page:
+            known = target_hashes.pop(point.id, None)
+            if known != payload_hash(point.payload):
+                stale.append(point)
+                changed += known is not None
+                added += known is None
+        if stale:
+            upload(client, step.target, to_points(stale), step.batch_size, 1, "upsert", run.embedded)
+    removed = list(target_hashes)
+    if removed:
+        client.delete(step.target, points_selector=models.PointIdsList(points=removed), wait=True)
+    return {"changed": changed, "added": added, "removed": len(removed)}
+
+
+@execute.register(CreateVector)
+def create_vector(step: CreateVector, run: Run) -> dict:
+    if step.vector in qdrant_ops.vector_names(run.client, step.collection):
+        return {"created": False}
+    qdrant_ops.create_vector(run.client, step.collection, step.vector, step.sparse, step.config)
+    return {"created": True}
+
+
+@execute.register(DeleteVector)
+def delete_vector(step: DeleteVector, run: Run) -> dict:
+    if step.vector not in qdrant_ops.vector_names(run.client, step.collection):
+        return {"deleted": False}
+    run.client.delete_vector_name(step.collection, step.vector)
+    return {"deleted": True}
+
+
+@execute.register(UpdateCollection)
+def update_collection(step: UpdateCollection, run: Run) -> dict:
+    applied = qdrant_ops.update_collection(run.client, step.collection, step.changes)
+    if not applied:
+        run.log(f"      note: Qdrant reported the settings as not applied"
+                f"{' (embedded mode applies only metadata and the sparse modifier)' if run.embedded else ''}")
+    return {"applied": applied}
+
+
+@execute.register(RestoreIndexing)
+def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
+    applied = qdrant_ops.update_collection(run.client, step.collection, step.settings)
+    if not applied and run.embedded:
+        run.log("      note: embedded Qdrant searches exactly and keeps no HNSW index; nothing to restore")
+    qdrant_ops.wait_until_ready(run.client, step.collection)
+    return {"applied": applied}
+
+
+@execute.register(Verify)
+def verify_target(step: Verify, run: Run) -> dict:
+    report = verify(run.client, step)
+    run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
+    run.log(report.to_text().rstrip())
+    if not report.passed:
+        raise VerificationFailed(report)
+    return {"passed": True}
+
+
+@execute.register(SwapAlias)
+def swap_alias(step: SwapAlias, run: Run) -> dict:
+    """Check the alias still serves what the plan saw (re-creating an alias re-points it silently), then delete and
+    create in one atomic call. The target before it is already journaled (`alias_before`) for rollback."""
+    current = qdrant_ops.current_alias_target(run.client, step.alias)
+    if current == step.to_collection:
+        return {"previous": run.journal.active.alias_before}
+    if current != step.from_collection:
+        raise ApplyError(f"alias {step.alias} serves {current} now, not {step.from_collection} as planned: someone moved it "
+                         "during the apply; check who, then plan again")
+    qdrant_ops.point_alias(run.client, step.alias, current, step.to_collection)
+    return {"previous": current}
+
+
+@execute.register(DeleteCollection)
+def delete_collection(step: DeleteCollection, run: Run) -> dict:
+    for kind in step.after:
+        if not run.journal.active.succeeded(kind):
+            raise ApplyError(f"refusing to delete {step.collection}: {kind} has not succeeded")
+    if not run.client.collection_exists(step.collection):
+        return {"deleted": False}
+    serving = qdrant_ops.aliases_of(run.client, step.collection)
+    if serving:
+        raise ApplyError(f"refusing to delete {step.collection}: alias(es) {', '.join(serving)} still point at it")
+    run.client.delete_collection(step.collection)
+    return {"deleted": True}

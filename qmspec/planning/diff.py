@@ -1,0 +1,145 @@
+"""Spec x live collection -> Changes. Pure: compares values, decides nothing about order or safety.
+
+Each kind of change is a type (alembic's operation classes are the model), so rules and the planner select
+them by type. Only settings the spec states are compared (see settings.py); vector shape and the recorded model
+are always compared, since they decide whether stored vectors are still valid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector
+from .settings import quantization_differs, subset_differs
+from .spec import DenseVectorSpec, Spec, SparseVectorSpec
+
+SHAPE_FIELDS = ("size", "distance", "multivector", "datatype")  # Qdrant cannot change these in place
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ClassVar[str] = ""  # the name reports print
+    vector: str | None = None
+    field: str | None = None
+    old: object = None
+    new: object = None
+    sparse: bool = False
+
+
+@dataclass(frozen=True)
+class UnnamedVector(Change):
+    kind: ClassVar[str] = "unnamed_vector"
+
+
+@dataclass(frozen=True)
+class VectorAdded(Change):
+    kind: ClassVar[str] = "vector_added"
+
+
+@dataclass(frozen=True)
+class VectorRemoved(Change):
+    kind: ClassVar[str] = "vector_removed"
+
+
+@dataclass(frozen=True)
+class VectorShape(Change):
+    """Size, distance, multivector, datatype, or dense/sparse: only a new collection can change it."""
+
+    kind: ClassVar[str] = "vector_shape"
+
+
+@dataclass(frozen=True)
+class ModelChanged(Change):
+    kind: ClassVar[str] = "model_changed"
+
+
+@dataclass(frozen=True)
+class ModelUnrecorded(Change):
+    kind: ClassVar[str] = "model_unrecorded"
+
+
+@dataclass(frozen=True)
+class VectorSetting(Change):
+    kind: ClassVar[str] = "vector_setting"
+
+
+@dataclass(frozen=True)
+class CollectionSetting(Change):
+    kind: ClassVar[str] = "collection_setting"
+
+
+def diff_collection(spec: Spec, live: LiveCollection) -> list[Change]:
+    changes: list[Change] = []
+    if live.unnamed:
+        changes.append(UnnamedVector(vector="", old="unnamed", new="named"))
+    changes += _vector_set_changes(spec, live)
+    for vector in spec.vectors:
+        current = live.vector(vector.name)
+        if isinstance(current, LiveDenseVector):
+            changes += _dense_changes(vector, current, live)
+    for vector in spec.sparse_vectors:
+        current = live.vector(vector.name)
+        if isinstance(current, LiveSparseVector):
+            changes += _sparse_changes(vector, current, live)
+    changes += [CollectionSetting(field=name, old=old, new=new) for name, old, new in spec.settings.differences(live.settings)]
+    return changes
+
+
+def _vector_set_changes(spec: Spec, live: LiveCollection) -> list[Change]:
+    changes: list[Change] = []
+    for vector in (*spec.vectors, *spec.sparse_vectors):
+        sparse = isinstance(vector, SparseVectorSpec)
+        current = live.vector(vector.name)
+        if current is None:
+            changes.append(VectorAdded(vector=vector.name, new=vector.name, sparse=sparse))
+        elif sparse != isinstance(current, LiveSparseVector):
+            kinds = ("dense", "sparse")
+            changes.append(VectorShape(vector=vector.name, field="kind", old=kinds[not sparse], new=kinds[sparse], sparse=sparse))
+    wanted = {vector.name for vector in (*spec.vectors, *spec.sparse_vectors)}
+    for current in (*live.vectors, *live.sparse_vectors):
+        if current.name and current.name not in wanted:
+            changes.append(VectorRemoved(vector=current.name, old=current.name, sparse=isinstance(current, LiveSparseVector)))
+    return changes
+
+
+def _dense_changes(vector: DenseVectorSpec, current: LiveDenseVector, live: LiveCollection) -> list[Change]:
+    changes: list[Change] = []
+    for name in SHAPE_FIELDS:
+        wanted, actual = getattr(vector, name), getattr(current, name)
+        if wanted != actual:
+            changes.append(VectorShape(vector=vector.name, field=name, old=actual, new=wanted))
+    changes += _model_changes(vector, live)
+    if vector.on_disk != current.on_disk:
+        changes.append(VectorSetting(vector=vector.name, field="on_disk", old=current.on_disk, new=vector.on_disk))
+    if subset_differs(vector.hnsw, current.hnsw):
+        changes.append(VectorSetting(vector=vector.name, field="hnsw", old=current.hnsw, new=vector.hnsw))
+    if quantization_differs(vector.quantization, current.quantization):
+        changes.append(VectorSetting(vector=vector.name, field="quantization", old=current.quantization, new=vector.quantization))
+    return changes
+
+
+def _sparse_changes(vector: SparseVectorSpec, current: LiveSparseVector, live: LiveCollection) -> list[Change]:
+    changes = _model_changes(vector, live)
+    if vector.modifier != current.modifier:
+        changes.append(VectorSetting(vector=vector.name, field="modifier", old=current.modifier, new=vector.modifier, sparse=True))
+    if vector.on_disk != current.on_disk:
+        changes.append(VectorSetting(vector=vector.name, field="on_disk", old=current.on_disk, new=vector.on_disk, sparse=True))
+    return changes
+
+
+def _model_changes(vector, live: LiveCollection) -> list[Change]:
+    if vector.model is None:  # carried vectors keep whatever model made them
+        return []
+    sparse = isinstance(vector, SparseVectorSpec)
+    recorded = live.recorded_model(vector.name)
+    if recorded is None:
+        return [ModelUnrecorded(vector=vector.name, new=vector.model.identity, sparse=sparse)]
+    if not same_model(recorded, vector.model.identity):
+        return [ModelChanged(vector=vector.name, old=recorded, new=vector.model.identity, sparse=sparse)]
+    return []
+
+
+def same_model(recorded: dict | None, identity: dict | None) -> bool:
+    if not recorded or not identity:
+        return False
+    return recorded.get("model") == identity.get("model") and recorded.get("truncate_dim") == identity.get("truncate_dim")

@@ -1,0 +1,22 @@
+"""`${VAR}` and `${VAR:-default}` in spec and project values, expanded from the environment."""
+from __future__ import annotations
+
+import re
+from typing import Callable, Mapping
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand(value: str, environ: Mapping[str, str], missing: Callable[[str], None]) -> str:
+    """Replace each reference by its variable's value, else its default; `missing(name)` is told of a variable
+    that is unset and has no default (the reference then expands to nothing), so callers report it with a line."""
+    def replace(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        missing(name)
+        return ""
+
+    return REFERENCE.sub(replace, value)
