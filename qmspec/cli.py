@@ -104,6 +104,33 @@ def _observe(target: Target, **focus):
     return observe(target, **focus)
 
 
+def preflight_option(command):
+    return click.option("--no-preflight", is_flag=True,
+                        help="Do not load the models and embed a sample before planning (an API that must not be called).")(command)
+
+
+def _check_models(plan: Plan, spec: Spec | None, target: Target, client=None) -> dict:
+    """Load every model the plan embeds with and embed a sample of its texts: a model that cannot load, or that
+    makes vectors of another size, stops here, before anything is written. Returns the facts for the planner."""
+    from .planning.modelfacts import model_needs
+
+    needs = model_needs(plan, spec)
+    if not needs:
+        return {}
+    from .embed.preflight import check_models
+    from .sourcefiles import sample_texts as file_texts
+
+    samples = {need.vector: file_texts(need.files, need.id_field, need.text_field) for need in needs if need.files}
+    collections = [need for need in needs if need.collection]
+    if collections:
+        from .connect import open_client
+        from .live import sample_texts
+
+        with nullcontext(client) if client is not None else open_client(target) as opened:
+            samples |= {need.vector: sample_texts(opened, need.collection, need.text_field) for need in collections}
+    return check_models(needs, samples, lambda line: click.echo(line, err=True))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qmspec")
 def cli():
@@ -131,14 +158,17 @@ def validate(specs, env):
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan as JSON, to apply exactly as saved.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes to make.")
+@preflight_option
 @connection_options
-def plan(spec_path, out, fmt, detailed_exitcode, connection):
+def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, connection):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     spec, target = connection.spec_and_target(spec_path)
     click.echo(f"reading live state from the {target.describe()}", err=True)
     live = _observe(target, focus=[name for name in (spec.collection, spec.source.collection) if name],
                     focus_aliases=[spec.alias], files=spec.source.files)
     result = plan_migration(spec, live, spec_file=spec_path)
+    if not result.refused and not no_preflight:
+        result = plan_migration(spec, live, spec_file=spec_path, models=_check_models(result, spec, target))
     click.echo(render(result, fmt), nl=False)
     if out and result.refused:
         click.echo(f"not saving {out}: a refused plan cannot be applied", err=True)
@@ -179,9 +209,10 @@ def _load_spec_or_plan(source: str, env: str | None):
 @cli.command()
 @click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+@preflight_option
 @state_options
 @connection_options
-def apply(source, auto_approve, state, state_dir, connection):
+def apply(source, auto_approve, no_preflight, state, state_dir, connection):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     from .applying.runner import apply_plan
     from .planning.decide import decide
@@ -193,6 +224,10 @@ def apply(source, auto_approve, state, state_dir, connection):
         journal = Journal.read(store, alias)
         read_live = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
         decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+        if decision.action == "fresh" and not no_preflight:
+            models = _check_models(decision.plan, spec, target, client)
+            if spec is not None:  # plan again with what the preflight learned (the commit a name resolved to)
+                decision = decide(journal.record, spec, saved, read_live, spec_file=source, models=models)
         if decision.action in ("refused", "fresh"):
             click.echo(render(decision.plan, "text"), nl=False)
         if decision.message:
@@ -328,8 +363,9 @@ def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_pat
     with open_client(target) as client:
         serving = aliases(client).get(spec.alias, spec.alias)
         using = f":{spec.query_using}" if spec.query_using else ""
-        a = comparing.resolve_side(client, side_a or f"{serving}{using}")
-        b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}")
+        local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
+        a = comparing.resolve_side(client, side_a or f"{serving}{using}", local)
+        b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}", local)
         result = comparing.compare(client, a, b, queries, k, judged)
     renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
     click.echo(renderers[fmt](result), nl=False)

@@ -19,7 +19,8 @@ def open_client(target: Target, environ=None):
         if target.embedded:
             client = QdrantClient(path=target.path)
         else:
-            client = QdrantClient(url=target.url, api_key=environ.get(target.api_key_env) or None, timeout=30)
+            client = QdrantClient(url=target.url, api_key=environ.get(target.api_key_env) or None, timeout=30,
+                                  cloud_inference=target.cloud_inference)
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise QdrantAccessError(

@@ -115,3 +115,9 @@ def _plain(model) -> dict:
     if model is None:
         return {}
     return model.model_dump(mode="json", exclude_none=True)
+
+
+def sample_texts(client, collection: str, field: str, limit: int = 32) -> list[str]:
+    """Texts of the first points of `collection`: what a preflight embeds to time a model on real data."""
+    points, _ = client.scroll(collection, limit=limit, with_payload=[field], with_vectors=False)
+    return [point.payload[field] for point in points if isinstance((point.payload or {}).get(field), str)]

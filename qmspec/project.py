@@ -28,6 +28,7 @@ class Target:
     path: str | None = None
     url: str | None = None
     api_key_env: str | None = None
+    cloud_inference: bool = False  # Qdrant embeds models.Document itself (Qdrant Cloud inference)
 
     @property
     def embedded(self) -> bool:
@@ -61,17 +62,20 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
         raise QdrantAccessError("give one of --path (embedded store), --url (server) or --env (qmspec.yaml), not several")
     if env:
         target = environment_target(env)
-        return Target(path=target.path, url=target.url, api_key_env=api_key_env or target.api_key_env)
+        return Target(path=target.path, url=target.url, api_key_env=api_key_env or target.api_key_env,
+                      cloud_inference=target.cloud_inference)
     spec_connection = spec_connection or _NoConnection
     if not path and not url:
         path, url = spec_connection.path, spec_connection.url
     if url:
-        return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV)
+        return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
+                      cloud_inference=bool(spec_connection.cloud_inference))
     return Target(path=path or DEFAULT_PATH)
 
 
 class _NoConnection:
     path = url = api_key_env = None
+    cloud_inference = False
 
 
 def find_project(start: Path | None = None) -> Path | None:
@@ -100,7 +104,7 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
                                  f"no environment {name!r} (known: {known})", f"add `{name}:` under environments")])
     entry = environments[name] or {}
     where = ("environments", name)
-    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - {"path", "url", "api_key_env"}:
+    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - {"path", "url", "api_key_env", "cloud_inference"}:
         raise SpecError([Problem(file, document.line_of(where), ".".join(where), "an environment has either `path` or `url` "
                                  "(and, with url, `api_key_env`), nothing else", "e.g. `prod: {url: ${QDRANT_URL}, api_key_env: QDRANT_API_KEY}`")])
     problems = []
@@ -111,7 +115,8 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
             file, document.line_of(path), ".".join(path), f"environment variable {variable} is not set", f"export {variable}=...")))
 
     if entry.get("url"):
-        target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV)
+        target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV,
+                        cloud_inference=bool(entry.get("cloud_inference")))
     else:
         path = expand(entry["path"], "path")
         target = Target(path=str(project.parent / path) if not os.path.isabs(path) else path)

@@ -64,3 +64,15 @@ def check_source_files(paths: tuple[str, ...], id_field: str) -> int:
         except OSError as exc:
             raise SourceFileError(f"cannot read {path}: {exc.strerror}") from None
     return len(seen)
+
+
+def sample_texts(paths: tuple[str, ...], id_field: str, field: str, limit: int = 32) -> list[str]:
+    """Texts of the first records of the source files."""
+    texts = []
+    for path in paths:
+        for _, _, payload in read_records(path, id_field):
+            if isinstance(payload.get(field), str):
+                texts.append(payload[field])
+            if len(texts) >= limit:
+                return texts
+    return texts

@@ -23,7 +23,7 @@ version: 1
 alias: docs
 collection: docs_v2
 vectors:
-  dense: {size: 16, distance: Cosine, model: {name: other/model-16}}
+  dense: {size: 16, distance: Cosine, model: {name: other/model-16, backend: "tests.plugins.hash_embedder:HashEmbedder", options: {size: 16}}}
 query: {using: dense, model: other/model-16}
 """
 SPEC_SAME = f"""\
@@ -83,6 +83,8 @@ def test_formats(project):
     data = json.loads(as_json.stdout)
     assert [step["kind"] for step in data["steps"]] == [
         "create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias"]
+    assert [e["vector"] for e in data["estimate"]["embedding"]] == ["dense"]  # measured by the preflight
+    assert "Estimates (measured on a sample by the preflight" in cli("plan", "v2.yaml", "--path", "store", cwd=project).stdout
     markdown = cli("plan", "v2.yaml", "--path", "store", "--format", "markdown", cwd=project).stdout
     assert markdown.startswith("### qmspec plan: `docs` → `docs_v2`")
     assert "| 6 | `~` | swap alias docs: docs_v1 -> docs_v2 (atomic) |" in markdown

@@ -131,3 +131,39 @@ def test_capabilities_by_version():
     assert capabilities.supports("v1.18.0", "create_vector_name")
     assert capabilities.supports(None, "update_mode")  # unknown: assume current
     assert capabilities.parse_version("1.16") == (1, 16, 0)
+
+
+E5 = ModelSpec("intfloat/e5-small-v2", "sentence-transformers", prompts={"query": "query: ", "document": "passage: "})
+
+
+@pytest.mark.parametrize("recorded,model,same", [
+    ({"model": "minilm"}, MINI, True),  # recorded by an older qmspec: no revision, no prompts
+    ({"model": "minilm"}, dataclasses.replace(MINI, revision="abc123"), False),
+    ({"model": "minilm", "revision": "abc123"}, dataclasses.replace(MINI, revision="abc123"), True),
+    ({"model": "minilm", "revision": "abc123"}, dataclasses.replace(MINI, revision="def456"), False),
+    ({"model": E5.name, "prompts": E5.prompts}, E5, True),
+    ({"model": E5.name}, E5, False),  # stored without the prompts the model needs
+    ({"model": E5.name, "prompts": E5.prompts}, dataclasses.replace(E5, prompts={"query": "query: ", "document": ""}), False),
+    ({"model": "minilm"}, dataclasses.replace(MINI, path="/models/minilm", device="cuda", batch_size=8), True),  # how, not what
+])
+def test_a_different_revision_or_prompt_is_a_model_change(recorded, model, same):
+    source = collection(metadata={"qmspec": {"vectors": {"dense": recorded}}})
+    plan = plan_migration(spec(vectors=(DenseVectorSpec("dense", 384, "Cosine", model=model),)), live(source))
+    assert (plan.steps[1].carry != {}) is same
+    in_place = plan_migration(spec(collection="docs_v1", vectors=(DenseVectorSpec("dense", 384, "Cosine", model=model),)), live(source))
+    assert ("MF302" in codes(in_place)) is not same
+
+
+def test_metadata_records_a_portable_identity_never_a_path():
+    from qmspec.planning.modelfacts import ModelFacts
+
+    model = dataclasses.replace(E5, path="/home/me/models/e5", revision="main", device="cpu")
+    plan = plan_migration(spec(vectors=(DenseVectorSpec("dense", 384, "Cosine", model=model),)), live(collection()),
+                          models={E5.name: ModelFacts(E5.name, 384, 0.004, commit="0123abcd")})
+    recorded = plan.steps[0].metadata["qmspec"]["vectors"]["dense"]
+    assert recorded["model"] == E5.name and recorded["revision"] == "main" and recorded["commit"] == "0123abcd"
+    assert recorded["prompts"] == {"query": "query: ", "document": "passage: "}
+    assert "path" not in recorded["model_settings"] and "device" not in recorded["model_settings"]
+    assert "/home/me" not in str(recorded)
+    assert plan.steps[1].embed["dense"]["model"]["path"] == "/home/me/models/e5"  # the step still loads it from there
+    assert plan.estimate["embedding"] == [{"vector": "dense", "model": E5.name, "texts": 10, "seconds": 0.0}]

@@ -5,6 +5,8 @@ import sys
 import time
 from typing import Callable
 
+from ..planning.modelfacts import duration
+
 
 class Progress:
     """Points done, points/s and ETA: a live line on a terminal, a plain line every `every_s` seconds otherwise (CI)."""
@@ -25,15 +27,9 @@ class Progress:
         rate = done / max(now - self.started, 1e-9)
         line = f"{self.label}: {done:,}" + (f"/{self.total:,}" if self.total else "") + f" points, {rate:,.0f} points/s"
         if self.total and rate and done < self.total:
-            line += f", ETA {_duration((self.total - done) / rate)}"
+            line += f", ETA {duration((self.total - done) / rate)}"
         if self.live:
             self.stream.write("\r" + line + ("\n" if final else ""))
             self.stream.flush()
         else:
             self.log("      " + line)
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 from qdrant_client import models
 
 from ..planning.livestate import recorded_vectors
+from ..planning.spec import LOCAL_SETTINGS
 
 
 def recorded_models(client, collection: str) -> dict:
     return recorded_vectors(client.get_collection(collection).config.metadata)
+
+
+def here(recorded: dict, local: dict) -> dict:
+    """Recorded model settings, run the way this machine runs that model (its local path, device, batch size)."""
+    machine = local.get(recorded.get("name")) or {}
+    return recorded | {key: machine[key] for key in LOCAL_SETTINGS if key in machine}
 
 
 def is_sparse(client, collection: str, vector: str) -> bool:
@@ -20,11 +28,13 @@ def is_sparse(client, collection: str, vector: str) -> bool:
 def search_ids(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool, with_scores: bool = False) -> list:
     """Top-k ids (or (id, score) pairs) for `query` embedded the way `embedder` embeds queries."""
     embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
-    if sparse:
+    if isinstance(embedded, models.Document):  # Qdrant inference embeds the query itself
+        query_vector = embedded
+    elif sparse:
         indices, values = embedded
         query_vector = models.SparseVector(indices=list(indices), values=list(values))
     else:
-        query_vector = [float(x) for x in embedded]
+        query_vector = np.asarray(embedded, dtype=np.float32).tolist()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
         result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)

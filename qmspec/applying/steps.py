@@ -15,6 +15,7 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..embed.vectors import carried_vectors, fit_linear_map, map_recall
 from ..errors import QmspecError
+from ..planning.modelfacts import model_needs
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                              LearnAdapter, LoadFiles, Plan, RestoreIndexing, StepTable, SwapAlias, UpdateCollection, Verify)
 from ..sourcefiles import read_records
@@ -234,10 +235,14 @@ def embed_points(embedder, points: list, vector: str, text_field: str, sparse: b
 
 
 def _vector_value(value, sparse: bool):
+    """An embedder's output as Qdrant takes it: a text for Qdrant inference to embed, a sparse vector, or a dense
+    vector (one per token for a multivector)."""
+    if isinstance(value, models.Document):
+        return value
     if sparse:
         indices, values = value
         return models.SparseVector(indices=[int(i) for i in indices], values=[float(v) for v in values])
-    return [float(x) for x in value]
+    return np.asarray(value, dtype=np.float32).tolist()
 
 
 @execute.register(CatchUp)
@@ -301,7 +306,7 @@ def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
 
 @execute.register(Verify)
 def verify_target(step: Verify, run: Run) -> dict:
-    report = verify(run.client, step)
+    report = verify(run.client, step, {need.settings["name"]: need.settings for need in model_needs(run.plan, None)})
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
     run.log(report.to_text().rstrip())
     if not report.passed:

@@ -11,7 +11,7 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..errors import QmspecError
 from ..sourcefiles import read_records
-from .search import is_sparse, recorded_models, search_ids
+from .search import here, is_sparse, recorded_models, search_ids
 from .transfer import payload_hash, scroll_pages
 
 
@@ -60,7 +60,9 @@ class VerificationFailed(QmspecError):
         super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved")
 
 
-def verify(client, step, page_size: int = 1000) -> Report:
+def verify(client, step, local: dict | None = None, page_size: int = 1000) -> Report:
+    """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
+    the metadata records which model, never where its weights lie here."""
     checks = []
     if step.count:
         checks.append(check_count(client, step))
@@ -69,9 +71,9 @@ def verify(client, step, page_size: int = 1000) -> Report:
     if step.payload_mode != "off":
         checks.append(check_payloads(client, step, page_size))
     if step.search:
-        checks.append(check_search(client, step, step.search, sparse=False))
+        checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
-        checks.append(check_search(client, step, step.sparse, sparse=True))
+        checks.append(check_search(client, step, step.sparse, True, local or {}))
     return Report(step.target, step.source, checks)
 
 
@@ -115,7 +117,7 @@ def _expected_payload_hashes(client, step, page_size: int) -> dict:
     return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
 
 
-def check_search(client, step, check: dict, sparse: bool) -> Check:
+def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
     """Mean overlap@k of the new collection's top-k with a reference top-k: the old collection searched with its
     own model, or where there is no old collection (or for sparse vectors, whose old side is new), the new
     collection's dense results."""
@@ -129,8 +131,8 @@ def check_search(client, step, check: dict, sparse: bool) -> Check:
     if isinstance(reference, str):
         return Check(name, False, reference)
     ref_collection, ref_vector, ref_settings = reference
-    new_embedder = get_embedder(new_model["model_settings"])
-    ref_embedder = get_embedder(ref_settings)
+    new_embedder = get_embedder(here(new_model["model_settings"], local))
+    ref_embedder = get_embedder(here(ref_settings, local))
     overlaps, recalls = [], []
     for query in check["queries"]:
         new_ids = search_ids(client, step.target, using, new_embedder, query, k, sparse)

@@ -1,6 +1,7 @@
 """Embedders, chosen by a model's `backend`: a small registry so a user can plug in another one.
 
-Built in: `sentence-transformers` (dense), `onnx` (dense, onnxruntime), `bm25` (sparse, qdrant-edge-py). Any other backend written as
+Built in: `sentence-transformers` (dense), `onnx` (dense, onnxruntime), `fastembed` (dense, sparse, ColBERT),
+`openai` (any OpenAI-compatible API), `bm25` (sparse, qdrant-edge-py). Any other backend written as
 `package.module:ClassName` is imported and constructed with the model's settings (a dict), so an HTTP
 embedding service or an in-house model plugs in by configuration alone. An embedder has `embed(texts)`
 returning one vector per text (a list of floats; for sparse embedders an (indices, values) pair), and may offer
@@ -26,6 +27,9 @@ class Embedder(Protocol):
 BUILT_IN = {
     "sentence-transformers": "qmspec.embed.dense:SentenceTransformerEmbedder",
     "onnx": "qmspec.embed.dense:OnnxEmbedder",
+    "fastembed": "qmspec.embed.fastembed:FastEmbedEmbedder",
+    "openai": "qmspec.embed.api:OpenAICompatibleEmbedder",
+    "qdrant": "qmspec.embed.inference:QdrantInferenceEmbedder",
     "bm25": "qmspec.embed.sparse:Bm25Embedder",
 }
 

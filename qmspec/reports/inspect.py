@@ -60,7 +60,7 @@ def _source(collection: LiveCollection, name: str) -> dict:
     if not settings:
         return {"carry": {"from": name}}
     model = {"name": settings["name"], "backend": settings["backend"]}
-    for key in ("path", "truncate_dim"):
+    for key in ("revision", "trust_remote_code", "max_seq_length", "prompts", "truncate_dim"):  # never a local path
         if settings.get(key):
             model[key] = settings[key]
     if recorded.get("matryoshka"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..planning.livestate import recorded_vectors
+from ..planning.modelfacts import duration
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                              LearnAdapter, LoadFiles, Plan, RestoreIndexing, Step, StepTable, SwapAlias, UpdateCollection, Verify)
 
@@ -199,6 +200,21 @@ def summary(plan: Plan) -> str:
             f"{e['vectors_to_carry']:,} to carry.")
 
 
+def estimates(plan: Plan) -> list[str]:
+    """Embedding time (and for APIs tokens and cost) from the figures the preflight measured."""
+    lines = []
+    for figure in plan.estimate.get("embedding", []):
+        parts = [f"{figure['texts']:,} texts"]
+        if "tokens" in figure:
+            parts.append(f"about {figure['tokens']:,} tokens")
+        if "cost" in figure:
+            parts.append(f"about ${figure['cost']:,.2f}")
+        if "seconds" in figure:
+            parts.append("under 1s" if figure["seconds"] < 1 else f"about {duration(figure['seconds'])}")
+        lines.append(f"{figure['vector']} with {figure['model']}: " + ", ".join(parts))
+    return lines
+
+
 def verdict(plan: Plan) -> str:
     refusing = sorted({f.code for f in plan.findings if f.refuses})
     if refusing:
@@ -237,6 +253,9 @@ def render_text(plan: Plan) -> str:
             lines.append(f"           {finding.message}")
             lines.append(f"           at {_where(plan, finding)}")
             lines.append(f"           fix: {finding.fix}")
+    if estimates(plan):
+        lines += ["", "Estimates (measured on a sample by the preflight; the store's own ingest not included):"]
+        lines += [f"  {line}" for line in estimates(plan)]
     lines += ["", summary(plan)]
     if verdict(plan):
         lines.append(verdict(plan))
@@ -267,6 +286,8 @@ def render_markdown(plan: Plan) -> str:
         lines.append("")
     if plan.notes:
         lines += ["<details><summary>Vectors: embed or carry</summary>", ""] + [f"- {_md(note)}" for note in plan.notes] + ["", "</details>", ""]
+    if estimates(plan):
+        lines += ["Estimates (preflight, measured on a sample):", ""] + [f"- {_md(line)}" for line in estimates(plan)] + [""]
     lines.append(f"**{summary(plan)}**")
     if verdict(plan):
         lines += ["", f"> **{verdict(plan)}**"]
