@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import Problem, QdrantAccessError, SpecError
 from .planning import envvars
+from .planning.spec import url_problem
 from .planning.yamlpos import YamlSyntaxError, load_yaml
 
 PROJECT_FILE = "qmspec.yaml"
@@ -68,6 +69,8 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
     if not path and not url:
         path, url = spec_connection.path, spec_connection.url
     if url:
+        if url_problem(url):
+            raise QdrantAccessError(f"--url: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
         return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
                       cloud_inference=bool(spec_connection.cloud_inference))
     return Target(path=path or DEFAULT_PATH)
@@ -114,6 +117,9 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
         return envvars.expand(value, environ, lambda variable: problems.append(Problem(
             file, document.line_of(path), ".".join(path), f"environment variable {variable} is not set", f"export {variable}=...")))
 
+    if entry.get("url") and url_problem(expand(entry["url"], "url")):
+        problems.append(Problem(file, document.line_of(where + ("url",)), ".".join(where + ("url",)),
+                                url_problem(expand(entry["url"], "url")), "write it as http(s)://host:port"))
     if entry.get("url"):
         target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV,
                         cloud_inference=bool(entry.get("cloud_inference")))

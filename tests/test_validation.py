@@ -132,3 +132,28 @@ def test_environment_values_merge_over_the_spec_and_errors_point_at_the_overlay(
         load_spec(path, env="qa")
     problem = caught.value.problems[0]
     assert (problem.line, problem.key) == (16, "replication_factor") and "not a integer" in problem.message
+
+
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize("text,line,words", [
+    (BILLION_LAUGHS, 1, "expands to more than 100,000 values"),
+    ("version: 1\nalias: !!python/name:os.system docs\n", 2, "the tag !!python/name:os.system is not allowed"),
+    ("version: 1\ncollection: !!python/object:os.x {a: 1}\n", 2, "the tag !!python/object:os.x is not allowed"),
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", None, "nested too deeply"),
+    ("x: " + "y" * 1_100_000 + "\n", None, "more than the 1,000,000 a spec may have"),
+    (GOOD + "connection: {url: 'http://localhost:abc'}\n", 10, "not a valid URL (Port could not be cast"),
+])
+def test_hostile_yaml_is_refused_quickly_with_a_line(tmp_path, text, line, words):
+    import time
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text, encoding="utf-8")
+    started = time.monotonic()
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert time.monotonic() - started < 5
+    problem = error.value.problems[0]
+    assert problem.line == line and words in problem.message

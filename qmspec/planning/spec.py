@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -485,12 +486,27 @@ def spec_hash(data: dict) -> str:
 # ---------------------------------------------------------------- semantic checks
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Qdrant server URL, or None. The URL itself is not repeated: it may hold credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL with a host"
+    return None
+
+
 def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
     """Checks JSON Schema cannot express: cross-references between keys."""
     problems: list[Problem] = []
 
     def add(path: tuple, message: str, fix: str) -> None:
         problems.append(Problem(context.file, spec.line_of(*path), _dotted(path), message, fix))
+
+    if spec.connection.url and url_problem(spec.connection.url):
+        add(("connection", "url"), url_problem(spec.connection.url), "write it as http(s)://host:port, e.g. http://localhost:6333")
 
     if spec.alias == spec.collection:
         add(("alias",), "the alias and the collection have the same name; Qdrant keeps one namespace for both",

@@ -41,7 +41,17 @@ class YamlSyntaxError(Exception):
         super().__init__(message)
 
 
+MAX_BYTES = 1_000_000  # a spec is a page or two of YAML; far more is a mistake or an attack
+MAX_VALUES = 100_000  # values after aliases are expanded: bounds "billion laughs" anchor bombs
+MAX_DEPTH = 64
+PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
+
+
 def load_yaml(text: str) -> YamlDocument:
+    """Parse `text`, bounded: its size, the values its aliases expand to and its nesting depth are limited, and
+    only plain YAML types are accepted (no language-specific tags), each breach a YamlSyntaxError with a line."""
+    if len(text) > MAX_BYTES:
+        raise YamlSyntaxError(None, f"the file is {len(text):,} characters, more than the {MAX_BYTES:,} a spec may have")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -50,35 +60,61 @@ def load_yaml(text: str) -> YamlDocument:
         raise YamlSyntaxError(line, f"YAML syntax error: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(None, f"YAML error: {exc}") from None
+    except RecursionError:
+        raise YamlSyntaxError(None, f"the YAML is nested too deeply (a spec needs at most {MAX_DEPTH} levels)") from None
     lines: dict = {}
     if node is None:
         return YamlDocument(None, lines)
     lines[()] = node.start_mark.line + 1
-    return YamlDocument(_build(node, (), lines), lines)
+    return YamlDocument(_Builder(lines).build(node, ()), lines)
 
 
 _scalar_loader = yaml.SafeLoader("")
 
 
-def _build(node: yaml.Node, path: KeyPath, lines: dict):
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Builds plain values from the node tree, counting every value it makes: aliases point at shared nodes, so a
+    few lines of anchors can expand to billions of values, and the count stops that within milliseconds."""
+
+    def __init__(self, lines: dict):
+        self.lines = lines
+        self.values = 0
+
+    def build(self, node: yaml.Node, path: KeyPath):
+        self.values += 1
+        line = node.start_mark.line + 1
+        if self.values > MAX_VALUES:
+            raise YamlSyntaxError(line, f"the YAML expands to more than {MAX_VALUES:,} values (aliases of anchors repeating "
+                                        "each other?); write the values out instead", path)
+        if len(path) > MAX_DEPTH:
+            raise YamlSyntaxError(line, f"the YAML is nested more than {MAX_DEPTH} levels deep", path)
+        if node.tag not in PLAIN_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise YamlSyntaxError(line, f"the tag {tag} is not allowed: a spec holds plain values only", path)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                self.lines[path + (index,)] = item.start_mark.line + 1
+                items.append(self.build(item, path + (index,)))
+            return items
+        # Scalars: reuse PyYAML's own resolver so 1.0, true, null, dates... mean what they mean in safe_load.
+        try:
+            return _scalar_loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise YamlSyntaxError(line, f"YAML value error: {getattr(exc, 'problem', None) or exc}", path) from None
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict:
         result = {}
         for key_node, value_node in node.value:
-            key = _build(key_node, path, lines)
+            key = self.build(key_node, path)
             if isinstance(key, (dict, list)):
                 raise YamlSyntaxError(key_node.start_mark.line + 1, "a mapping key must be a plain value", path)
             if key in result:
                 raise YamlSyntaxError(
                     key_node.start_mark.line + 1, f"duplicate key {key!r} (the first one would be ignored)", path + (key,)
                 )
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, path + (key,), lines)
+            self.lines[path + (key,)] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, path + (key,))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            lines[path + (index,)] = item.start_mark.line + 1
-            items.append(_build(item, path + (index,), lines))
-        return items
-    # Scalars: reuse PyYAML's own resolver so 1.0, true, null, dates... mean what they mean in safe_load.
-    return _scalar_loader.construct_object(node, deep=True)
