@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
+import signal
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,7 @@ from .planning.planner import plan_migration
 from .planning.record import STATE_COLLECTION
 from .planning.rules import CLASSES, RULES
 from .planning.spec import SCHEMA_PATH, Spec, load_spec
-from .project import Target, resolve_target
+from .project import Target, redact_url, resolve_target
 from .reports.render import render, title
 
 # qdrant_client takes ~2 s to import: commands that never reach Qdrant (validate, schema, rules) must not pay it,
@@ -52,6 +55,30 @@ class Connection:
         spec = load_spec(spec_path, env=self.env)
         return spec, self.target(spec)
 
+    def options(self) -> list[str]:
+        """These options as typed, for the exact commands that hints name (a URL without its credentials)."""
+        given = [("--path", self.path), ("--url", self.url and redact_url(self.url)), ("--api-key-env", self.api_key_env),
+                 ("--env", self.env)]
+        return [part for flag, value in given if value for part in (flag, value)]
+
+
+@dataclass(frozen=True)
+class StateOptions:
+    """Where the journal and lock live (--state, --state-dir) and how long to wait for the lock."""
+
+    kind: str
+    folder: str
+    lock_timeout: float = 0.0
+
+    def options(self) -> list[str]:
+        return (["--state", self.kind] if self.kind != "file" else []) + \
+               (["--state-dir", self.folder] if self.folder != DEFAULT_STATE_DIR else [])
+
+
+def command_line(name: str, spec_path: str, connection: Connection, state: StateOptions) -> str:
+    """The exact command a hint tells the user to run, with the options that reach the same store and journal."""
+    return shlex.join(["qmspec", name, spec_path, *connection.options(), *state.options()])
+
 
 def connection_options(command):
     """--path, --url, --api-key-env and --env, handed to the command as one `connection` argument."""
@@ -66,31 +93,67 @@ def connection_options(command):
 
 
 def state_options(command):
-    command = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
-                           help="Where file state (journal, locks) is kept.")(command)
+    """--state, --state-dir and --lock-timeout, handed to the command as one `state` argument."""
+    @functools.wraps(command)
+    def with_state(*args, state, state_dir, lock_timeout, **kwargs):
+        return command(*args, state=StateOptions(state, state_dir, lock_timeout), **kwargs)
+
+    with_state = click.option("--lock-timeout", type=Duration(), default="0s", show_default=True, metavar="DURATION",
+                              help="Wait this long (30s, 5m, 1h) for another apply's lock before giving up.")(with_state)
+    with_state = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, metavar="DIR",
+                              help="Where file state (journal, locks) is kept.")(with_state)
     return click.option("--state", "state", type=click.Choice(["file", "qdrant"]), default="file", show_default=True,
-                        help=f"Keep the journal and lock in local files, or in Qdrant ({STATE_COLLECTION}) so CI runners share them.")(command)
+                        help=f"Keep the journal and lock in local files, or in Qdrant ({STATE_COLLECTION}) so CI runners share them.")(with_state)
+
+
+class Duration(click.ParamType):
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600}
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower()
+        try:
+            return float(text[:-1]) * self.UNITS[text[-1]] if text and text[-1] in self.UNITS else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration: write 30s, 5m or 1h", param, ctx)
 
 
 @contextmanager
-def session(target: Target, state: str, state_dir: str, alias: str, command: str | None):
+def session(target: Target, state: StateOptions, alias: str, command: str | None, unlock_hint: str = ""):
     """Open the client and the state store; with a command, hold the alias's apply lock throughout. The file lock
     is taken before the client opens, so a second apply hears about the lock, not about a busy embedded store."""
     from .applying.journal import QdrantStateStore
     from .connect import open_client
 
-    if state == "file":
-        with _held(FileStateStore.for_target(target.key, state_dir), alias, command) as store, open_client(target) as client:
+    if state.kind == "file":
+        with _held(FileStateStore.for_target(target.key, state.folder), alias, command, state, unlock_hint) as store, \
+                open_client(target) as client:
             yield client, store
     else:
-        with open_client(target) as client, _held(QdrantStateStore(client), alias, command) as store:
+        with open_client(target) as client, _held(QdrantStateStore(client), alias, command, state, unlock_hint) as store:
             yield client, store
 
 
 @contextmanager
-def _held(store, alias: str, command: str | None):
+def _held(store, alias: str, command: str | None, state: StateOptions, unlock_hint: str):
+    """Hold the alias's lock: wait up to --lock-timeout for a live holder, take over from one proven dead."""
+    from .applying.journal import LockHeld, describe_holder
+
     if command:
-        store.acquire(alias, command)
+        deadline = time.monotonic() + state.lock_timeout
+        while True:
+            try:
+                dead = store.acquire(alias, command)
+                break
+            except LockHeld as held:
+                if time.monotonic() >= deadline:
+                    raise QmspecError(f"{held}; wait for it to finish (or pass --lock-timeout), and if it hangs, stop it, "
+                                      f"then `{unlock_hint}`") from None
+                time.sleep(1)
+        if dead:
+            click.echo(f"took over the lock on alias {alias} from {describe_holder(dead)}: that process is gone", err=True)
     try:
         yield store
     finally:
@@ -212,7 +275,7 @@ def _load_spec_or_plan(source: str, env: str | None):
 @preflight_option
 @state_options
 @connection_options
-def apply(source, auto_approve, no_preflight, state, state_dir, connection):
+def apply(source, auto_approve, no_preflight, state, connection):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     from .applying.runner import apply_plan
     from .planning.decide import decide
@@ -220,10 +283,14 @@ def apply(source, auto_approve, no_preflight, state, state_dir, connection):
     spec, saved = _load_spec_or_plan(source, connection.env)
     target = connection.target(spec)
     alias = spec.alias if spec else saved.alias
-    with session(target, state, state_dir, alias, "qmspec apply " + source) as (client, store):
+    with session(target, state, alias, "qmspec apply " + source, command_line("unlock", source, connection, state)) as (client, store):
         journal = Journal.read(store, alias)
         read_live = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
         decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+        if decision.action == "blocked" and not journal.active.swapped and \
+                _serving(client, alias) == journal.active.alias_before:
+            _abandon(client, journal, auto_approve)
+            decision = decide(journal.record, spec, saved, read_live, spec_file=source)
         if decision.action == "fresh" and not no_preflight:
             models = _check_models(decision.plan, spec, target, client)
             if spec is not None:  # plan again with what the preflight learned (the commit a name resolved to)
@@ -242,18 +309,42 @@ def apply(source, auto_approve, no_preflight, state, state_dir, connection):
         try:
             apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title)
         finally:
-            _write_report(journal, state_dir)
+            _write_report(journal, state.folder)
     click.echo(f"Apply complete: alias {alias} serves {decision.plan.collection}.")
 
 
-def _confirm(auto_approve: bool) -> None:
+def _serving(client, alias: str) -> str | None:
+    from .applying.qdrant_ops import current_alias_target
+
+    return current_alias_target(client, alias)
+
+
+def _abandon(client, journal: Journal, auto_approve: bool) -> None:
+    """The spec changed after an apply failed or stopped before its swap: undo what that apply made (nothing served
+    it), so the new spec plans from where things were."""
+    from .applying.rollback import plan_rollback, rollback as undo
+
+    active = journal.active
+    actions = plan_rollback(client, journal, drop_new=False)
+    click.echo(f"the apply of plan {active.plan_hash} stopped ({active.status}) before its swap; the spec changed since, "
+               "so it is abandoned first:")
+    click.echo("\n".join(f"  - {action.description}" for action in actions) or "  - nothing to undo in Qdrant")
+    _confirm(auto_approve, "Abandon it?")
+    undo(journal, actions, lambda line: None)
+
+
+def _confirm(auto_approve: bool, question: str = "Apply this plan?") -> None:
+    """Every command that changes Qdrant asks the same way: `yes` at a terminal or piped in, or --auto-approve."""
     if auto_approve:
         return
-    if not sys.stdin.isatty():
-        raise QmspecError("apply needs confirmation: answer at a terminal, or pass --auto-approve (CI)")
-    answer = click.prompt("Apply this plan? Only 'yes' is accepted", default="", show_default=False)
+    command = click.get_current_context().info_name
+    if sys.stdin.isatty():
+        answer = click.prompt(f"{question} Only 'yes' is accepted", default="", show_default=False)
+    else:
+        answer = sys.stdin.readline()
     if answer.strip() != "yes":
-        raise QmspecError("apply cancelled")
+        raise QmspecError(f"{command} needs confirmation: answer yes at a terminal or on standard input, or pass "
+                          "--auto-approve (CI)")
 
 
 def _write_report(journal: Journal, state_dir: str) -> None:
@@ -271,15 +362,22 @@ def _write_report(journal: Journal, state_dir: str) -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--drop-new", is_flag=True, help="Also delete the collections the apply created.")
+@click.option("--auto-approve", is_flag=True, help="Roll back without asking (CI).")
 @state_options
 @connection_options
-def rollback(spec_path, drop_new, state, state_dir, connection):
-    """Point the alias back at the collection it served before the last apply."""
-    from .applying.rollback import rollback as undo
+def rollback(spec_path, drop_new, auto_approve, state, connection):
+    """Undo the last apply: point the alias back, restore settings changed in place, and delete what a failed or
+    unfinished apply created that never served (with --drop-new, what any apply created)."""
+    from .applying.rollback import plan_rollback, rollback as undo
 
     spec, target = connection.spec_and_target(spec_path)
-    with session(target, state, state_dir, spec.alias, "qmspec rollback " + spec_path) as (client, store):
-        undo(client, Journal.read(store, spec.alias), drop_new, click.echo)
+    with session(target, state, spec.alias, "qmspec rollback " + spec_path, command_line("unlock", spec_path, connection, state)) as (client, store):
+        journal = Journal.read(store, spec.alias)
+        actions = plan_rollback(client, journal, drop_new)
+        click.echo(f"Rollback of plan {journal.active.plan_hash} ({journal.active.status}) for alias {spec.alias}:")
+        click.echo("\n".join(f"  - {action.description}" for action in actions) or "  nothing to change in Qdrant; the journal is closed")
+        _confirm(auto_approve, "Roll back?")
+        undo(journal, actions, click.echo)
     click.echo(f"Rollback complete for alias {spec.alias}.")
 
 
@@ -288,12 +386,12 @@ def rollback(spec_path, drop_new, state, state_dir, connection):
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (CI).")
 @state_options
 @connection_options
-def cleanup(spec_path, auto_approve, state, state_dir, connection):
+def cleanup(spec_path, auto_approve, state, connection):
     """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
     from .applying.rollback import cleanup as finish, replaced_collection
 
     spec, target = connection.spec_and_target(spec_path)
-    with session(target, state, state_dir, spec.alias, "qmspec cleanup " + spec_path) as (client, store):
+    with session(target, state, spec.alias, "qmspec cleanup " + spec_path, command_line("unlock", spec_path, connection, state)) as (client, store):
         journal = Journal.read(store, spec.alias)
         old = replaced_collection(journal.active)
         if old and not auto_approve:
@@ -307,12 +405,12 @@ def cleanup(spec_path, auto_approve, state, state_dir, connection):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
-def status(spec_path, fmt, state, state_dir, connection):
+def status(spec_path, fmt, state, connection):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
     from .reports.status import describe_status, render_status
 
     spec, target = connection.spec_and_target(spec_path)
-    with session(target, state, state_dir, spec.alias, None) as (client, store):
+    with session(target, state, spec.alias, None) as (client, store):
         live = _observe(target, focus=[], focus_aliases=[spec.alias], client=client)
         report = describe_status(store.read(spec.alias), store.lock_holder(spec.alias), live)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_status(report))
@@ -321,22 +419,25 @@ def status(spec_path, fmt, state, state_dir, connection):
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Release even a lock whose holder may still run.")
+@click.option("--auto-approve", is_flag=True, help="Release without asking (CI).")
 @state_options
 @connection_options
-def unlock(spec_path, force, state, state_dir, connection):
+def unlock(spec_path, force, auto_approve, state, connection):
     """Release the apply lock of an alias left behind by a process that died."""
     spec, target = connection.spec_and_target(spec_path)
     # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
-    opened = nullcontext((None, FileStateStore.for_target(target.key, state_dir))) if state == "file" else \
-        session(target, state, state_dir, spec.alias, None)
+    opened = nullcontext((None, FileStateStore.for_target(target.key, state.folder))) if state.kind == "file" else \
+        session(target, state, spec.alias, None)
     with opened as (_, store):
         holder = store.lock_holder(spec.alias)
         if holder is None:
             click.echo(f"alias {spec.alias} is not locked")
             return
         if not holder_is_dead(holder) and not force:
-            raise QmspecError(f"the lock on {spec.alias} is held by live pid {holder.get('pid')} on {holder.get('host')}; "
-                              "stop that process first, or pass --force if you know it is gone")
+            raise QmspecError(f"the lock on {spec.alias} is held by pid {holder.get('pid')} on {holder.get('host')}, which "
+                              "may still run; stop that process first, or pass --force if you know it is gone")
+        click.echo(f"this releases the lock on alias {spec.alias} held by pid {holder.get('pid')} on {holder.get('host')}")
+        _confirm(auto_approve, "Release it?")
         store.release(spec.alias)
     click.echo(f"released the lock on {spec.alias} (was pid {holder.get('pid')} on {holder.get('host')})")
 
@@ -412,12 +513,12 @@ def inspect(aliases, out_dir, connection):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @state_options
 @connection_options
-def drift(spec_path, fmt, state, state_dir, connection):
+def drift(spec_path, fmt, state, connection):
     """Report where live state moved away from the spec and from the last apply; exit 2 when it has."""
     from .reports.drift import drift as find_drift
 
     spec, target = connection.spec_and_target(spec_path)
-    with session(target, state, state_dir, spec.alias, None) as (client, store):
+    with session(target, state, spec.alias, None) as (client, store):
         live = _observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
         found = find_drift(spec, live, store.read(spec.alias))
     if fmt == "json":
@@ -463,6 +564,13 @@ def rules(fmt):
         click.echo(f"{rule.code}  {rule.severity:<7}  {CLASSES[rule.code[:2]]}: {rule.title}\n        fix: {rule.fix}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (CI's cancel) unwinds like Ctrl-C: the journal records it, the lock is released
+
+
+EXIT_INTERRUPTED = 130
+
+
 def run(args: list[str]) -> int:
     """Run one command line and return its exit code: every expected failure is a message and exit 1, never a
     traceback. Usage errors exit 1 too, since 2 means 'changes pending'."""
@@ -473,7 +581,11 @@ def run(args: list[str]) -> int:
     except QmspecError as error:
         click.echo(f"error: {error}", err=True)
         return EXIT_ERROR
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:  # click turns Ctrl-C (and our SIGTERM) into Abort
+        if isinstance(abort.__cause__, KeyboardInterrupt):
+            click.echo("interrupted: what was done is journaled and the lock released; run the same command again to "
+                       "resume", err=True)
+            return EXIT_INTERRUPTED
         click.echo("aborted", err=True)
         return EXIT_ERROR
     except click.ClickException as error:
@@ -489,6 +601,7 @@ def run(args: list[str]) -> int:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(run(sys.argv[1:]))
 
 

@@ -117,7 +117,8 @@ def _plain(model) -> dict:
     return model.model_dump(mode="json", exclude_none=True)
 
 
-def sample_texts(client, collection: str, field: str, limit: int = 32) -> list[str]:
-    """Texts of the first points of `collection`: what a preflight embeds to time a model on real data."""
+def sample_texts(client, collection: str, field: str, limit: int = 32) -> dict:
+    """point id -> the value of `field` for the first points of `collection`: what a preflight embeds to time a model
+    on real data, and checks is text."""
     points, _ = client.scroll(collection, limit=limit, with_payload=[field], with_vectors=False)
-    return [point.payload[field] for point in points if isinstance((point.payload or {}).get(field), str)]
+    return {point.id: (point.payload or {}).get(field) for point in points}

@@ -66,13 +66,12 @@ def check_source_files(paths: tuple[str, ...], id_field: str) -> int:
     return len(seen)
 
 
-def sample_texts(paths: tuple[str, ...], id_field: str, field: str, limit: int = 32) -> list[str]:
-    """Texts of the first records of the source files."""
-    texts = []
+def sample_texts(paths: tuple[str, ...], id_field: str, field: str, limit: int = 32) -> dict:
+    """point id -> the value of `field` for the first records of the source files."""
+    sample = {}
     for path in paths:
-        for _, _, payload in read_records(path, id_field):
-            if isinstance(payload.get(field), str):
-                texts.append(payload[field])
-            if len(texts) >= limit:
-                return texts
-    return texts
+        for _, pid, payload in read_records(path, id_field):
+            sample[pid] = payload.get(field)
+            if len(sample) >= limit:
+                return sample
+    return sample

@@ -115,8 +115,8 @@ def test_reapplying_after_success_is_a_no_op(project, reference):
     assert snapshot(project / "store") == reference
 
 
-def test_another_spec_is_refused_while_an_apply_is_unfinished(project, crash_at, monkeypatch):
-    crash_at("effect:2")
+def test_another_spec_is_refused_while_an_apply_that_swapped_is_unfinished(project, crash_at, monkeypatch):
+    crash_at("effect:7")  # swapped, then died deleting the old collection
     with pytest.raises(SimulatedCrash):
         cli(*APPLY, cwd=project)
     monkeypatch.delenv("QMSPEC_FAULT")
@@ -125,7 +125,7 @@ def test_another_spec_is_refused_while_an_apply_is_unfinished(project, crash_at,
     assert blocked.returncode == 1 and "is unfinished (running)" in blocked.stderr
     status = cli("status", "spec.yaml", "--path", "store", "--format", "json", cwd=project)
     last = json.loads(status.stdout)["last_apply"]
-    assert [s["status"] for s in last["steps"]][:3] == ["done", "running", "pending"] and last["alias_before"] == "docs_v1"
+    assert [s["status"] for s in last["steps"]][-2:] == ["done", "running"] and last["alias_before"] == "docs_v1"
 
 
 def test_failed_verification_keeps_the_old_collection_serving(project):
@@ -146,12 +146,13 @@ def test_failed_verification_keeps_the_old_collection_serving(project):
 def test_rollback_points_the_alias_back_and_drops_what_the_apply_created(project):
     (project / "spec.yaml").write_text(SPEC.replace("cleanup: {old_collection: delete}\n", ""), encoding="utf-8")
     assert cli(*APPLY, cwd=project).returncode == 0
-    back = cli("rollback", "spec.yaml", "--path", "store", "--drop-new", cwd=project)
+    back = cli("rollback", "spec.yaml", "--path", "store", "--drop-new", cwd=project, input="yes\n")  # piped yes
     assert back.returncode == 0, back.stderr
+    assert "  - alias docs: docs_v2 -> docs_v1" in back.stdout  # previewed before asking
     assert "alias docs: docs_v2 -> docs_v1" in back.stdout and "collection docs_v2 deleted" in back.stdout
     state = snapshot(project / "store")
     assert state["aliases"] == [("docs", "docs_v1")] and set(state["collections"]) == {"docs_v1"}
-    again = cli("rollback", "spec.yaml", "--path", "store", cwd=project)
+    again = cli("rollback", "spec.yaml", "--path", "store", "--auto-approve", cwd=project)
     assert again.returncode == 1 and "nothing to roll back" in again.stderr
     history = journal_of(project)["history"]
     assert [(h["status"], h["alias_before"], h["alias_after"]) for h in history] == [
@@ -160,7 +161,7 @@ def test_rollback_points_the_alias_back_and_drops_what_the_apply_created(project
 
 def test_rollback_refuses_when_the_old_collection_is_gone(project):
     assert cli(*APPLY, cwd=project).returncode == 0
-    refused = cli("rollback", "spec.yaml", "--path", "store", cwd=project)
+    refused = cli("rollback", "spec.yaml", "--path", "store", "--auto-approve", cwd=project)
     assert refused.returncode == 1
     assert "docs_v1 no longer exists" in refused.stderr
 
@@ -250,6 +251,46 @@ def test_rollback_restores_settings_changed_in_place(tmp_path):
     applied = cli("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "update collection docs_v1 in place" in applied.stdout and modifier() == "idf"
-    back = cli("rollback", "spec.yaml", "--path", "store", cwd=tmp_path)
+    back = cli("rollback", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
     assert back.returncode == 0 and "docs_v1: settings restored" in back.stdout, back.stdout + back.stderr
     assert modifier() in (None, "none")
+
+
+def test_a_failed_first_apply_is_undone_by_one_rollback_and_the_next_plan_starts_fresh(project):
+    client = QdrantClient(path=str(project / "store"))
+    client.set_payload("docs_v1", payload={"text": 42}, points=[60])  # a text field that is not text
+    client.close()
+    fresh_plan = cli("plan", "spec.yaml", "--path", "store", "--no-preflight", cwd=project).stdout
+    failed = cli(*APPLY, "--no-preflight", cwd=project)  # the preflight would have caught it
+    assert failed.returncode == 1 and "have no text in payload field 'text' (ids 60)" in failed.stderr
+    assert "docs_v2" in migration.snapshot(project / "store")["collections"]  # created, never served
+
+    back = cli("rollback", "spec.yaml", "--path", "store", "--auto-approve", cwd=project)
+    assert back.returncode == 0, back.stderr
+    assert "collection docs_v2 deleted (created by this apply, never served)" in back.stdout
+    state = snapshot(project / "store")
+    assert set(state["collections"]) == {"docs_v1"} and state["aliases"] == [("docs", "docs_v1")]
+    assert cli("plan", "spec.yaml", "--path", "store", "--no-preflight", cwd=project).stdout == fresh_plan
+
+
+def test_the_preflight_finds_a_text_field_that_is_not_text_before_anything_is_written(project):
+    client = QdrantClient(path=str(project / "store"))
+    client.set_payload("docs_v1", payload={"text": ["not", "a", "string"]}, points=[3])
+    client.close()
+    result = cli(*APPLY, cwd=project)
+    assert result.returncode == 1 and "1 of the first 32 points have no text in payload field 'text' (ids 3)" in result.stderr
+    assert set(snapshot(project / "store")["collections"]) == {"docs_v1"}
+
+
+def test_a_changed_spec_after_a_failure_abandons_the_unfinished_apply(project, crash_at, monkeypatch):
+    crash_at("effect:2")
+    with pytest.raises(SimulatedCrash):
+        cli(*APPLY, cwd=project)
+    monkeypatch.delenv("QMSPEC_FAULT")
+    (project / "spec.yaml").write_text(SPEC.replace("docs_v2", "docs_v3"), encoding="utf-8")
+    asked = cli(*APPLY[:-1], cwd=project)  # without --auto-approve: it previews, asks, and nothing is piped in
+    assert asked.returncode == 1 and "  - collection docs_v2 deleted (created by this apply, never served)" in asked.stdout
+    applied = cli(*APPLY, cwd=project)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "so it is abandoned first" in applied.stdout
+    assert set(snapshot(project / "store")["collections"]) == {"docs_v3"}  # docs_v1 deleted by the spec's cleanup

@@ -66,7 +66,7 @@ def test_first_deployment_then_migration_then_rollback(project):
     again = qmspec("apply", "specs/migrate-model.yaml", "--auto-approve", cwd=project)
     assert again.returncode == 0 and "no changes" in again.stdout
 
-    back = qmspec("rollback", "specs/migrate-model.yaml", cwd=project)
+    back = qmspec("rollback", "specs/migrate-model.yaml", "--auto-approve", cwd=project)
     assert back.returncode == 0, back.stderr
     assert "alias docs: docs_v2 -> docs_v1" in back.stdout
     assert {q: search_alias(project, MINILM_L6, q) for q in before} == before
@@ -89,7 +89,7 @@ def test_api_key_never_appears_in_files_or_streams(tmp_path):
         qmspec("plan", "specs/hash.yaml", "--out", "plan.json", "--api-key-env", "QMSPEC_KEY", cwd=tmp_path, env=env),
         qmspec("apply", "plan.json", "--auto-approve", "--api-key-env", "QMSPEC_KEY", cwd=tmp_path, env=env),
         qmspec("status", "specs/hash.yaml", "--format", "json", cwd=tmp_path, env=env),
-        qmspec("rollback", "specs/hash.yaml", cwd=tmp_path, env=env),
+        qmspec("rollback", "specs/hash.yaml", "--auto-approve", cwd=tmp_path, env=env),
         qmspec("plan", "specs/hash.yaml", "--url", "http://127.0.0.1:9", "--api-key-env", "QMSPEC_KEY", cwd=tmp_path, env=env),
         qmspec("apply", "specs/hash.yaml", "--url", "http://127.0.0.1:9", "--auto-approve", cwd=tmp_path, env=env),
     ]

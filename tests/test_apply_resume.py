@@ -58,21 +58,21 @@ def test_killed_apply_resumes_to_the_same_state(template, reference, tmp_path, f
         assert crashed_state["aliases"] == [("docs", "docs_v1")]
         assert len(crashed_state["collections"]["docs_v1"]) == POINTS
 
-    assert qmspec("unlock", "spec.yaml", "--path", "store", cwd=tmp_path).returncode == 0
     resumed = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "resuming plan" in resumed.stdout
+    assert "resuming plan" in resumed.stdout and "that process is gone" in resumed.stderr  # the dead holder's lock
     assert snapshot(tmp_path / "store") == reference
 
 
-def test_lock_of_a_killed_apply_is_reported_stale_and_reapply_after_success_is_a_no_op(template, reference, tmp_path):
+def test_lock_of_a_killed_apply_is_taken_over_and_reapply_after_success_is_a_no_op(template, reference, tmp_path):
     shutil.copytree(template, tmp_path, dirs_exist_ok=True)
     killed = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path, env={"QMSPEC_FAULT": "effect:2"})
     assert killed.returncode == -signal.SIGKILL
-    refused = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
-    assert refused.returncode == 1 and f"pid {killed_pid(tmp_path)}" in refused.stderr and "that process is gone" in refused.stderr
-    assert qmspec("unlock", "spec.yaml", "--path", "store", cwd=tmp_path).returncode == 0
-    assert qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path).returncode == 0
+    dead = killed_pid(tmp_path)
+    unlocked = qmspec("unlock", "spec.yaml", "--path", "store", cwd=tmp_path)  # asks first; nothing piped in
+    assert unlocked.returncode == 1 and f"held by pid {dead}" in unlocked.stdout and "needs confirmation" in unlocked.stderr
+    taken = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
+    assert taken.returncode == 0 and f"took over the lock on alias docs from pid {dead}" in taken.stderr
     again = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
     assert again.returncode == 0 and "no changes" in again.stdout
     assert snapshot(tmp_path / "store") == reference
@@ -95,8 +95,11 @@ def test_second_concurrent_apply_is_refused_naming_the_holder(template, tmp_path
         second = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
         assert second.returncode == 1
         assert f"pid {first.pid}" in second.stderr and "another apply holds the lock" in second.stderr
-        unlock = qmspec("unlock", "spec.yaml", "--path", "store", cwd=tmp_path)
-        assert unlock.returncode == 1 and "live pid" in unlock.stderr
+        assert "`qmspec unlock spec.yaml --path store`" in second.stderr  # the exact command, with its options
+        unlock = qmspec("unlock", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
+        assert unlock.returncode == 1 and "may still run" in unlock.stderr
+        waited = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", "--lock-timeout", "2m", cwd=tmp_path)
+        assert waited.returncode == 0 and "no changes" in waited.stdout  # it waited, then found the work done
     finally:
         first.wait(timeout=120)
     assert first.returncode == 0, first.stderr
@@ -118,12 +121,35 @@ def test_state_kept_in_qdrant_resumes_and_locks_like_files(template, reference, 
     killed = qmspec(*args, cwd=tmp_path, env={"QMSPEC_FAULT": "checkpoint:2"})
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / ".qmspec" / "state").exists()
-    refused = qmspec(*args, cwd=tmp_path)
-    assert refused.returncode == 1 and "that process is gone" in refused.stderr
-    assert qmspec("unlock", "spec.yaml", "--path", "store", "--state", "qdrant", cwd=tmp_path).returncode == 0
     resumed = qmspec(*args, cwd=tmp_path)
     assert resumed.returncode == 0 and "resuming plan" in resumed.stdout, resumed.stderr
+    assert "that process is gone" in resumed.stderr
     final = snapshot(tmp_path / "store")
     assert set(final["collections"]) == {"docs_v2", "qmspec_state"}
     assert {k: v for k, v in final.items() if k != "collections"} == {k: v for k, v in reference.items() if k != "collections"}
     assert final["collections"]["docs_v2"] == reference["collections"]["docs_v2"]
+
+
+def test_sigterm_journals_what_was_done_and_releases_the_lock(template, reference, tmp_path):
+    """What CI sends when a job is cancelled: the apply stops cleanly, and the next one resumes without unlock."""
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
+    slow = SPEC.replace("options: {size: 16}", "options: {size: 16, delay: 0.5}")
+    (tmp_path / "spec.yaml").write_text(slow, encoding="utf-8")
+    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    apply = subprocess.Popen([sys.executable, "-m", "qmspec", "apply", "spec.yaml", "--path", "store", "--auto-approve"],
+                             cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_lock(tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and apply.poll() is None:  # until the copy has written its first page
+        journal = next((tmp_path / ".qmspec" / "state").rglob("docs.json"), None)
+        if journal and '"checkpoint": {' in journal.read_text():
+            break
+        time.sleep(0.1)
+    apply.send_signal(signal.SIGTERM)
+    _, err = apply.communicate(timeout=60)
+    assert apply.returncode == 130 and "interrupted" in err
+    assert not list((tmp_path / ".qmspec" / "state").rglob("docs.lock"))
+    assert json.loads(next((tmp_path / ".qmspec" / "state").rglob("docs.json")).read_text())["active"]["status"] == "interrupted"
+    resumed = qmspec("apply", "spec.yaml", "--path", "store", "--auto-approve", cwd=tmp_path)
+    assert resumed.returncode == 0 and "resuming plan" in resumed.stdout, resumed.stderr
+    assert snapshot(tmp_path / "store")["collections"]["docs_v2"].keys() == reference["collections"]["docs_v2"].keys()

@@ -24,13 +24,15 @@ DEFAULT_STATE_DIR = ".qmspec/state"
 
 
 class LockHeld(QmspecError):
-    def __init__(self, alias: str, holder: dict, stale: bool):
-        self.holder = holder
-        self.stale = stale
-        who = f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('command', 'qmspec')}, since {holder.get('since')})"
-        advice = ("that process is gone: release the stale lock with `qmspec unlock SPEC`" if stale
-                  else "wait for it to finish; if it hangs, stop it, then `qmspec unlock SPEC`")
-        super().__init__(f"another apply holds the lock on alias {alias!r}: {who}; {advice}")
+    """The alias is locked by a process that may still run (on this host it is alive, elsewhere it cannot be told)."""
+
+    def __init__(self, alias: str, holder: dict):
+        self.alias, self.holder = alias, holder
+        super().__init__(f"another apply holds the lock on alias {alias!r}: {describe_holder(holder)}")
+
+
+def describe_holder(holder: dict) -> str:
+    return f"pid {holder.get('pid')} on {holder.get('host')} ({holder.get('command', 'qmspec')}, since {holder.get('since')})"
 
 
 def now() -> str:
@@ -69,7 +71,8 @@ class FileStateStore:
     def write(self, record: AliasRecord) -> None:
         write_atomically(self._journal(record.alias), json.dumps(record.to_dict(), indent=2) + "\n")
 
-    def acquire(self, alias: str, command: str) -> None:
+    def acquire(self, alias: str, command: str) -> dict | None:
+        """Take the lock, or take it over from a holder proven dead (returned, so the caller can say so)."""
         self.root.mkdir(parents=True, exist_ok=True)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command}
         # Write the holder to a private file, then hard-link it into place: link() fails if the lock exists, and
@@ -77,10 +80,19 @@ class FileStateStore:
         candidate = self.root / f".{slug(alias)}.lock.{os.getpid()}"
         write_atomically(candidate, json.dumps(holder))
         try:
-            os.link(candidate, self._lock(alias))
-        except FileExistsError:
-            current = self.lock_holder(alias) or {}
-            raise LockHeld(alias, current, stale=holder_is_dead(current)) from None
+            try:
+                os.link(candidate, self._lock(alias))
+                return None
+            except FileExistsError:
+                current = self.lock_holder(alias) or {}
+                if not holder_is_dead(current):
+                    raise LockHeld(alias, current) from None
+            self._lock(alias).unlink(missing_ok=True)
+            try:
+                os.link(candidate, self._lock(alias))  # of two processes taking over, one link lands
+            except FileExistsError:
+                raise LockHeld(alias, self.lock_holder(alias) or {}) from None
+            return current
         finally:
             candidate.unlink(missing_ok=True)
 
@@ -97,9 +109,9 @@ class FileStateStore:
 
 
 def holder_is_dead(holder: dict) -> bool:
-    """A lock is stale when its process is gone. Only provable on the same host; elsewhere assume alive."""
+    """Proven dead: recorded on this host, and its process is gone. Elsewhere it cannot be told: assume alive."""
     if holder.get("host") != socket.gethostname() or not holder.get("pid"):
-        return holder.get("pid") is None
+        return False
     try:
         os.kill(int(holder["pid"]), 0)
     except ProcessLookupError:
@@ -149,14 +161,21 @@ class QdrantStateStore:
                                         payload={"kind": "journal", "alias": record.alias, "record": json.dumps(record.to_dict())})
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True)
 
-    def acquire(self, alias: str, command: str) -> None:
+    def acquire(self, alias: str, command: str) -> dict | None:
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command,
                   "token": uuid.uuid4().hex}
         point = self.models.PointStruct(id=self._id("lock", alias), vector={}, payload={"kind": "lock", "holder": holder})
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
         current = self.lock_holder(alias) or {}
-        if current.get("token") != holder["token"]:
-            raise LockHeld(alias, current, stale=holder_is_dead(current))
+        if current.get("token") == holder["token"]:
+            return None
+        if not holder_is_dead(current):
+            raise LockHeld(alias, current)
+        self.release(alias)
+        self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
+        if (self.lock_holder(alias) or {}).get("token") != holder["token"]:  # another process took it over first
+            raise LockHeld(alias, self.lock_holder(alias) or {})
+        return current
 
     def release(self, alias: str) -> None:
         self.client.delete(STATE_COLLECTION, points_selector=self.models.PointIdsList(points=[self._id("lock", alias)]), wait=True)

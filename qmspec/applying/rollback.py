@@ -2,6 +2,7 @@
 created), or finish it: delete the collection the alias served before, once the apply was verified."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import QmspecError
@@ -15,7 +16,18 @@ class RollbackRefused(QmspecError):
     pass
 
 
-def rollback(client, journal: Journal, drop_new: bool, log: Callable[[str], None]) -> dict:
+@dataclass(frozen=True)
+class Undo:
+    """One thing a rollback does: said first (the preview a person approves), then done."""
+
+    description: str
+    perform: Callable[[], object]  # may return a note to add to the description
+
+
+def plan_rollback(client, journal: Journal, drop_new: bool) -> list[Undo]:
+    """What undoing the latest apply takes: point the alias back if it moved, restore settings changed in place,
+    and delete the collections the apply created where no alias ever served them (an apply that failed or stopped
+    before its swap), or, with `drop_new`, every collection it created that no alias serves now."""
     active = journal.active
     if not active or active.status == "rolled_back":
         raise RollbackRefused(f"nothing to roll back for alias {journal.alias}: no apply is recorded since the last rollback")
@@ -23,36 +35,42 @@ def rollback(client, journal: Journal, drop_new: bool, log: Callable[[str], None
     before = active.alias_before
     current = qdrant_ops.current_alias_target(client, plan.alias)
     existing = {c.name for c in client.get_collections().collections}
-    actions = []
-    if current == plan.collection and current != before:
+    undo = []
+    moved = current == plan.collection and current != before
+    if moved:
         if before is not None and before not in existing:
             raise RollbackRefused(f"alias {plan.alias} served {before} before this apply, and {before} no longer exists "
                                   "(deleted by cleanup?); there is nothing to point it back at. Plan a new migration instead")
-        qdrant_ops.point_alias(client, plan.alias, current, before)
-        actions.append(f"alias {plan.alias}: {current} -> {before}" if before else f"alias {plan.alias} removed (it did not exist before)")
+        undo.append(Undo(f"alias {plan.alias}: {current} -> {before}" if before else f"alias {plan.alias} removed (it did not exist before)",
+                         lambda: qdrant_ops.point_alias(client, plan.alias, current, before)))
     for step, record in zip(plan.steps, active.steps):
         if isinstance(step, UpdateCollection) and record.status != "pending" and step.collection in existing:
-            applied = qdrant_ops.update_collection(client, step.collection, step.previous)
-            actions.append(f"{step.collection}: settings restored" + ("" if applied else " (Qdrant reported them not applied)"))
-    if drop_new:
-        actions += _drop_created(client, active, existing)
-    journal.finish("rolled_back")
-    for action in actions:
-        log(action)
-    return {"actions": actions}
-
-
-def _drop_created(client, active: ApplyRecord, existing: set) -> list[str]:
-    dropped = []
-    for step, record in zip(active.plan.steps, active.steps):
+            undo.append(Undo(f"{step.collection}: settings restored", _restore(client, step)))
+    never_served = active.unfinished and not moved
+    for step, record in zip(plan.steps, active.steps):
         created = (record.result or {}).get("created", record.status != "pending")
-        if isinstance(step, CreateCollection) and created and step.collection in existing:
-            serving = qdrant_ops.aliases_of(client, step.collection)
+        if isinstance(step, CreateCollection) and created and step.collection in existing and (drop_new or never_served):
+            serving = [alias for alias in qdrant_ops.aliases_of(client, step.collection) if not (moved and alias == plan.alias)]
             if serving:
                 raise RollbackRefused(f"not dropping {step.collection}: alias(es) {', '.join(serving)} point at it")
-            client.delete_collection(step.collection)
-            dropped.append(f"collection {step.collection} deleted")
-    return dropped
+            undo.append(Undo(f"collection {step.collection} deleted" + (" (created by this apply, never served)" if never_served else ""),
+                             lambda name=step.collection: client.delete_collection(name)))
+    return undo
+
+
+def _restore(client, step: UpdateCollection) -> Callable[[], str]:
+    def restore() -> str:
+        return "" if qdrant_ops.update_collection(client, step.collection, step.previous) else " (Qdrant reported them not applied)"
+
+    return restore
+
+
+def rollback(journal: Journal, undo: list[Undo], log: Callable[[str], None]) -> None:
+    """Do what plan_rollback listed, then close the apply as rolled back: its journal no longer holds the alias."""
+    for action in undo:
+        note = action.perform()
+        log(action.description + (note if isinstance(note, str) else ""))
+    journal.finish("rolled_back")
 
 
 def replaced_collection(active: ApplyRecord | None) -> str | None:

@@ -41,6 +41,10 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
             state.status = "failed"
             journal.finish("verify_failed")
             raise
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as CI sends on cancel: journal what was done, then stop
+            state.status = "interrupted"
+            journal.finish("interrupted")
+            raise
         except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
             state.status, state.error = "failed", str(error).splitlines()[0][:500]
             journal.finish("failed")

@@ -14,12 +14,19 @@ PROBE = "qmspec preflight: a short probe text"
 SAMPLE = 32  # texts timed per model: one API request, a few forward passes locally
 
 
-def check_models(needs: list[ModelNeed], samples: dict[str, list[str]], log: Callable[[str], None]) -> dict[str, ModelFacts]:
+def check_models(needs: list[ModelNeed], samples: dict[str, dict], log: Callable[[str], None]) -> dict[str, ModelFacts]:
+    """`samples`: vector -> {point id: value of its text field} for the first points the vector is embedded from."""
     facts: dict[str, ModelFacts] = {}
     problems: list[str] = []
     for need in needs:
         name = need.settings["name"]
-        texts = [text for text in samples.get(need.vector, []) if isinstance(text, str)][:SAMPLE] or [PROBE]
+        sample = samples.get(need.vector, {})
+        not_text = [pid for pid, value in sample.items() if not isinstance(value, str)]
+        if not_text:
+            problems.append(f"{need.vector}: {len(not_text)} of the first {len(sample)} points have no text in payload field "
+                            f"{need.text_field!r} (ids {', '.join(map(str, not_text[:5]))}); fix their payloads or set "
+                            "text_field in the spec")
+        texts = [value for value in sample.values() if isinstance(value, str)][:SAMPLE] or [PROBE]
         log(f"preflight: loading {name} ({need.settings.get('backend')}) for {need.vector}")
         try:
             found = _check(need, texts)

@@ -13,7 +13,7 @@ from .plan import Plan
 
 STATE_FORMAT = 1
 STATE_COLLECTION = "qmspec_state"  # where records are kept with `--state qdrant`: bookkeeping, never managed state
-UNFINISHED = ("running", "failed", "verify_failed")
+UNFINISHED = ("running", "failed", "verify_failed", "interrupted")
 
 
 class RecordError(QmspecError):
@@ -23,7 +23,7 @@ class RecordError(QmspecError):
 @dataclass
 class StepRecord:
     kind: str
-    status: str = "pending"  # pending, running, done, failed
+    status: str = "pending"  # pending, running, done, failed, interrupted
     checkpoint: dict | None = None  # where a batch step stands: scroll offset or file line, and counts
     result: dict | None = None
     started_at: str | None = None
@@ -35,7 +35,7 @@ class StepRecord:
 class ApplyRecord:
     plan: Plan
     plan_hash: str
-    status: str  # running, succeeded, failed, verify_failed, rolled_back
+    status: str  # running, succeeded, failed, verify_failed, interrupted, rolled_back
     started_at: str
     alias_before: str | None  # the collection the alias served before this apply
     steps: list[StepRecord]
@@ -55,6 +55,11 @@ class ApplyRecord:
     @property
     def steps_done(self) -> int:
         return sum(step.status == "done" for step in self.steps)
+
+    @property
+    def swapped(self) -> bool:
+        """Whether the alias moved or the old collection went: then only rollback undoes this apply."""
+        return self.succeeded("swap_alias") or self.succeeded("delete_collection")
 
     def succeeded(self, kind: str) -> bool:
         return any(step.kind == kind and step.status == "done" for step in self.steps)

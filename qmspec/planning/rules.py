@@ -198,6 +198,8 @@ def swap_without_payloads(ctx: RuleContext):
 @rule("MF302", "error", "model change without re-embedding",
       "give the collection a new name (`collection: <name>_v2`) so qmspec re-embeds every point into it", allowable=False)
 def model_changed_in_place(ctx: RuleContext):
+    if ctx.target is None or not ctx.target.points:  # an empty collection holds no vectors to mix (MF301 judges its swap)
+        return
     for change in _changes_of(ctx.changes, ModelChanged):
         yield (f"{change.vector!r} in {ctx.target.name!r} holds vectors of {change.old.get('model')!r}; the spec says "
                f"{change.new.get('model')!r}: re-embedding in place would mix two vector spaces"), _vector_key(ctx.spec, change.vector) + ("model",)
