@@ -9,6 +9,7 @@ Exit codes: 0 success or no changes, 1 error, 2 changes pending (with --detailed
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -24,7 +25,7 @@ import click
 
 from . import __version__
 from .applying.journal import DEFAULT_STATE_DIR, FileStateStore, Journal, holder_is_dead, slug
-from .errors import QmspecError, SpecError
+from .errors import QmspecError, SpecError, redact
 from .planning.plan import LoadFiles, Plan
 from .planning.planner import plan_migration
 from .planning.record import STATE_COLLECTION
@@ -128,7 +129,7 @@ def session(target: Target, state: StateOptions, alias: str, command: str | None
     from .connect import open_client
 
     if state.kind == "file":
-        with _held(FileStateStore.for_target(target.key, state.folder), alias, command, state, unlock_hint) as store, \
+        with _held(FileStateStore.for_target(target.key, state.folder, target.legacy_key), alias, command, state, unlock_hint) as store, \
                 open_client(target) as client:
             yield client, store
     else:
@@ -202,18 +203,40 @@ def cli():
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--env", metavar="NAME", help="Validate with this environment's values merged in.")
-def validate(specs, env):
+@click.option("--env", metavar="NAME", help="Validate with this environment's values merged in (default: the spec alone and "
+                                            "with each of its environments).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text", show_default=True,
+              help="github: workflow annotations that mark the file and line in a pull request.")
+def validate(specs, env, fmt):
     """Check spec files against the schema and the semantic rules. Touches no Qdrant."""
-    failed = False
+    from .planning.spec import spec_environments
+
+    results = []
     for path in specs:
-        try:
-            load_spec(path, env=env)
-            click.echo(f"ok: {path}")
-        except SpecError as error:
-            failed = True
-            click.echo(str(error), err=True)
-    sys.exit(EXIT_ERROR if failed else EXIT_OK)
+        problems = []
+        for name in [env] if env else [None, *spec_environments(path)]:
+            try:
+                load_spec(path, env=name)
+            except SpecError as error:
+                problems += [problem for problem in error.problems if problem not in problems]
+        results.append((path, problems))
+    click.echo(_render_validation(results, fmt), nl=False, err=fmt == "text" and any(p for _, p in results))
+    sys.exit(EXIT_ERROR if any(problems for _, problems in results) else EXIT_OK)
+
+
+def _render_validation(results: list, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"format": 1, "files": [{"file": path, "ok": not problems, "problems": [dataclasses.asdict(p) for p in problems]}
+                                                  for path, problems in results]}, indent=2) + "\n"
+    if fmt == "github":
+        return "".join(f"::error file={p.file}{f',line={p.line}' if p.line else ''},title=qmspec {p.key or 'spec'}::"
+                       f"{p.message} (fix: {p.fix})\n" for _, problems in results for p in problems) or \
+            "".join(f"::notice file={path}::valid\n" for path, _ in results)
+    if fmt == "markdown":
+        rows = [f"| `{p.file}` | {p.line or ''} | `{p.key}` | {p.message} | {p.fix} |" for _, problems in results for p in problems]
+        header = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
+        return "\n".join(header + rows if rows else [f"`{path}`: valid" for path, _ in results]) + "\n"
+    return "".join(f"ok: {path}\n" if not problems else "\n".join(map(str, problems)) + "\n" for path, problems in results)
 
 
 @cli.command()
@@ -402,18 +425,19 @@ def cleanup(spec_path, auto_approve, state, connection):
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @state_options
 @connection_options
 def status(spec_path, fmt, state, connection):
     """Where things stand: the alias's live target, the last apply and its steps, the lock."""
-    from .reports.status import describe_status, render_status
+    from .reports.status import describe_status, render_status, render_status_markdown
 
     spec, target = connection.spec_and_target(spec_path)
     with session(target, state, spec.alias, None) as (client, store):
         live = _observe(target, focus=[], focus_aliases=[spec.alias], client=client)
         report = describe_status(store.read(spec.alias), store.lock_holder(spec.alias), live)
-    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_status(report))
+    click.echo({"json": lambda: json.dumps(report, indent=2), "markdown": lambda: render_status_markdown(report),
+                "text": lambda: render_status(report)}[fmt]())
 
 
 @cli.command()
@@ -426,7 +450,7 @@ def unlock(spec_path, force, auto_approve, state, connection):
     """Release the apply lock of an alias left behind by a process that died."""
     spec, target = connection.spec_and_target(spec_path)
     # A file lock is released without opening Qdrant: the embedded store may be held by the very apply it names.
-    opened = nullcontext((None, FileStateStore.for_target(target.key, state.folder))) if state.kind == "file" else \
+    opened = nullcontext((None, FileStateStore.for_target(target.key, state.folder, target.legacy_key))) if state.kind == "file" else \
         session(target, state, spec.alias, None)
     with opened as (_, store):
         holder = store.lock_holder(spec.alias)
@@ -510,39 +534,39 @@ def inspect(aliases, out_dir, connection):
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when live state drifted.")
 @state_options
 @connection_options
-def drift(spec_path, fmt, state, connection):
-    """Report where live state moved away from the spec and from the last apply; exit 2 when it has."""
-    from .reports.drift import drift as find_drift
+def drift(spec_path, fmt, detailed_exitcode, state, connection):
+    """Report where live state moved away from the spec and from the last apply."""
+    from .reports.drift import drift as find_drift, render_drift
 
     spec, target = connection.spec_and_target(spec_path)
     with session(target, state, spec.alias, None) as (client, store):
         live = _observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
         found = find_drift(spec, live, store.read(spec.alias))
-    if fmt == "json":
-        click.echo(json.dumps({"format": 1, "alias": spec.alias, "drift": found}, indent=2))
-    else:
-        click.echo("\n".join(f"drift from the {d['against']}: {d['detail']}" for d in found) if found
-                   else f"no drift: {target.describe()} matches {spec_path} and the last apply")
-    sys.exit(EXIT_CHANGES if found else EXIT_OK)
+    click.echo(render_drift(spec.alias, found, fmt, f"no drift: {target.describe()} matches {spec_path} and the last apply"),
+               nl=False)
+    sys.exit(EXIT_CHANGES if found and detailed_exitcode else EXIT_OK)
 
 
 @cli.command("diff")
 @click.option("--env", "envs", multiple=True, required=True, metavar="NAME", help="Two environments of qmspec.yaml.")
 @click.option("--alias", metavar="ALIAS", help="Compare only the collections serving this alias, whatever their names.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def diff_environments(envs, alias, fmt):
-    """Compare the live state of two environments; exit 2 when they differ."""
-    from .reports.envdiff import compare_environments, facts, render_json, render_text
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the environments differ.")
+def diff_environments(envs, alias, fmt, detailed_exitcode):
+    """Compare the live state of two environments."""
+    from .reports.envdiff import compare_environments, facts, render_json, render_markdown, render_text
 
     if len(envs) != 2:
         raise QmspecError("give exactly two environments: --env staging --env prod")
     sides = [facts(_observe(resolve_target(env=name)), alias) for name in envs]
     differences = compare_environments(*sides)
-    click.echo((render_json if fmt == "json" else render_text)(envs[0], envs[1], differences), nl=False)
-    sys.exit(EXIT_CHANGES if differences else EXIT_OK)
+    renderer = {"json": render_json, "markdown": render_markdown, "text": render_text}[fmt]
+    click.echo(renderer(envs[0], envs[1], differences), nl=False)
+    sys.exit(EXIT_CHANGES if differences and detailed_exitcode else EXIT_OK)
 
 
 @cli.command()
@@ -552,9 +576,13 @@ def schema():
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 def rules(fmt):
     """List the safety rules: code, class, severity, what it catches and the way out."""
+    if fmt == "json":
+        click.echo(json.dumps({"format": 1, "rules": [{"code": r.code, "class": r.category, "severity": r.severity, "title": r.title,
+                                                         "fix": r.fix, "can_be_accepted": r.allowable} for r in RULES.values()]}, indent=2))
+        return
     if fmt == "markdown":
         click.echo("| code | class | severity | rule | way out | can be accepted |\n|---|---|---|---|---|---|")
         for rule in RULES.values():
@@ -579,7 +607,7 @@ def run(args: list[str]) -> int:
     except SystemExit as done:  # commands end with sys.exit(code)
         return EXIT_OK if done.code is None else done.code if isinstance(done.code, int) else EXIT_ERROR
     except QmspecError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {redact(str(error))}", err=True)
         return EXIT_ERROR
     except click.exceptions.Abort as abort:  # click turns Ctrl-C (and our SIGTERM) into Abort
         if isinstance(abort.__cause__, KeyboardInterrupt):

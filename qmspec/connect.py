@@ -3,6 +3,8 @@ taken from an environment variable. The key is never stored on any object that g
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from contextlib import contextmanager
 
 from .errors import QdrantAccessError
@@ -19,8 +21,13 @@ def open_client(target: Target, environ=None):
         if target.embedded:
             client = QdrantClient(path=target.path)
         else:
-            client = QdrantClient(url=target.url, api_key=environ.get(target.api_key_env) or None, timeout=30,
-                                  cloud_inference=target.cloud_inference)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                client = QdrantClient(url=target.url, api_key=environ.get(target.api_key_env) or None, timeout=30,
+                                      cloud_inference=target.cloud_inference)
+            if any("insecure connection" in str(warning.message) for warning in caught):
+                print(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
+                      "use https", file=sys.stderr)
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise QdrantAccessError(

@@ -1,7 +1,23 @@
 """qmspec's own error types: every failure a user can cause ends as one of these, never a traceback."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
+_secrets: set[str] = set()
+
+
+def remember_secret(name: str, value: str) -> None:
+    """A value expanded from a variable named like a key or token: never shown again, wherever it ends up."""
+    if SECRET_NAME.search(name) and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class QmspecError(Exception):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import Problem, QdrantAccessError, SpecError
+from .errors import Problem, QdrantAccessError, SpecError, redact
 from .planning import envvars
 from .planning.spec import url_problem
 from .planning.yamlpos import YamlSyntaxError, load_yaml
@@ -37,22 +37,32 @@ class Target:
 
     @property
     def key(self) -> str:
-        """Names this Qdrant in state paths: the store's absolute path, or the URL without credentials."""
-        return os.path.abspath(self.path) if self.embedded else redact_url(self.url)
+        """Names this Qdrant in state paths: the store's path (relative to the working directory when inside it, so
+        a moved project folder keeps its journals), or the URL without credentials."""
+        if not self.embedded:
+            return redact_url(self.url)
+        path = os.path.abspath(self.path)
+        return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+
+    @property
+    def legacy_key(self) -> str:
+        """The key journals were kept under before: the absolute path."""
+        return os.path.abspath(self.path) if self.embedded else self.key
 
     def describe(self) -> str:
         if self.embedded:
-            return f"embedded store {self.path}"
+            return f"embedded store {redact(self.path)}"
         return f"server {redact_url(self.url)}"
 
 
 def redact_url(url: str) -> str:
-    """Drop user:password@ and query strings: URLs end up in plans, logs and PR comments."""
+    """Drop user:password@ and query strings, and any secret expanded into it: URLs end up in plans, logs and PR
+    comments."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return redact(urlunsplit((parts.scheme, host, parts.path, "", "")))
 
 
 def resolve_target(path: str | None = None, url: str | None = None, api_key_env: str | None = None, spec_connection=None,

@@ -173,3 +173,55 @@ def test_rules_catalog_is_documented_in_the_readme():
 
 def _tree(path: Path) -> dict:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_secrets_expanded_into_a_url_or_pasted_as_a_variable_name_are_never_echoed(project, tmp_path):
+    token = "tok-3f9a7c21e8"
+    env = {"QMSPEC_TEST_TOKEN": token, "QMSPEC_TEST_KEY": "key-5d6e7f8a9b"}
+    (project / "url.yaml").write_text(SPEC_V2 + "connection: {url: 'http://127.0.0.1:9/${QMSPEC_TEST_TOKEN}'}\n", encoding="utf-8")
+    for command in (("plan", "url.yaml"), ("apply", "url.yaml", "--auto-approve")):
+        result = cli(*command, cwd=project, env=env)
+        assert result.returncode == 1 and token not in result.stdout + result.stderr and "127.0.0.1:9" in result.stderr
+    assert token not in str(list(project.rglob("*")))  # nor in a state path
+    (project / "pasted.yaml").write_text(SPEC_V2 + "connection: {url: 'http://127.0.0.1:9', api_key_env: sk-live-0a1b2c}\n",
+                                         encoding="utf-8")
+    pasted = cli("validate", "pasted.yaml", cwd=project)
+    assert pasted.returncode == 1 and "sk-live-0a1b2c" not in pasted.stderr and "not the name of an environment variable" in pasted.stderr
+    insecure = cli("plan", "v2.yaml", "--url", "http://127.0.0.1:9", "--api-key-env", "QMSPEC_TEST_KEY", cwd=project, env=env)
+    assert "warning: the API key in QMSPEC_TEST_KEY is sent to the server http://127.0.0.1:9 over plain http" in insecure.stderr
+    assert "key-5d6e7f8a9b" not in insecure.stderr
+
+
+REPORTS = ["plan", "show", "status", "drift", "diff", "compare", "rules", "validate"]
+CHANGES = ["apply", "rollback", "cleanup", "unlock"]
+
+
+@pytest.mark.parametrize("command", REPORTS)
+def test_every_report_takes_the_same_formats(command):
+    from qmspec.cli import cli as group
+
+    [fmt] = [param for param in group.commands[command].params if param.name == "fmt"]
+    assert {"text", "json", "markdown"} <= set(fmt.type.choices)
+
+
+@pytest.mark.parametrize("command", CHANGES)
+def test_every_command_that_changes_qdrant_asks_the_same_way(command):
+    from qmspec.cli import cli as group
+
+    assert "auto_approve" in {param.name for param in group.commands[command].params}
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "diff"])
+def test_exit_2_comes_only_with_detailed_exitcode(command):
+    from qmspec.cli import cli as group
+
+    assert "detailed_exitcode" in {param.name for param in group.commands[command].params}
+
+
+def test_validate_checks_every_environment_overlay_and_speaks_github(project):
+    (project / "envs.yaml").write_text(SPEC_SAME + "environments:\n  prod: {replication_factor: many}\n", encoding="utf-8")
+    text = cli("validate", "envs.yaml", cwd=project)
+    assert text.returncode == 1 and "envs.yaml:7: replication_factor: 'many' is not an integer" in text.stderr
+    github = cli("validate", "envs.yaml", "--format", "github", cwd=project)
+    assert github.stdout.startswith("::error file=envs.yaml,line=7,title=qmspec replication_factor::'many' is not an integer")
+    assert cli("validate", "v2.yaml", "--format", "github", cwd=project).stdout == "::notice file=v2.yaml::valid\n"

@@ -40,8 +40,9 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_diff_reports_exactly_the_known_differences(project):
-    result = cli("diff", "--env", "staging", "--env", "prod", "--format", "json", cwd=project)
+    result = cli("diff", "--env", "staging", "--env", "prod", "--format", "json", "--detailed-exitcode", cwd=project)
     assert result.returncode == 2, result.stderr
+    assert cli("diff", "--env", "staging", "--env", "prod", cwd=project).returncode == 0  # 2 only when asked for
     found = {d["path"]: (d["a"], d["b"]) for d in json.loads(result.stdout)["differences"]}
     assert set(found) == {"aliases.docs", "collections.docs_v1", "collections.docs_v2"}
     assert found["aliases.docs"] == ("docs_v2", "docs_v1")
@@ -49,7 +50,7 @@ def test_diff_reports_exactly_the_known_differences(project):
 
 
 def test_diff_by_alias_compares_the_serving_collections_whatever_their_names(project):
-    result = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", "--format", "json", cwd=project)
+    result = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", "--format", "json", "--detailed-exitcode", cwd=project)
     assert result.returncode == 2
     found = {d["path"]: (d["group"], d["a"], d["b"]) for d in json.loads(result.stdout)["differences"]}
     assert found == {
@@ -60,7 +61,9 @@ def test_diff_by_alias_compares_the_serving_collections_whatever_their_names(pro
     }
     text = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", cwd=project).stdout
     assert "models recorded in metadata:" in text and "768 (staging) vs 384 (prod)" in text
-    same = cli("diff", "--env", "staging", "--env", "prod", "--alias", "other", cwd=project)
+    markdown = cli("diff", "--env", "staging", "--env", "prod", "--alias", "docs", "--format", "markdown", cwd=project).stdout
+    assert "| vector configs | `collections.<docs>.vectors.dense.size` | 768 | 384 |" in markdown
+    same = cli("diff", "--env", "staging", "--env", "prod", "--alias", "other", "--detailed-exitcode", cwd=project)
     assert same.returncode == 0 and "match" in same.stdout
 
 
@@ -87,7 +90,7 @@ def test_drift_detects_a_hand_made_alias_change(tmp_path):
         models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="docs")),
         models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="by_hand", alias_name="docs"))])
     client.close()
-    moved = cli("drift", "specs/quickstart.yaml", "--format", "json", cwd=tmp_path)
+    moved = cli("drift", "specs/quickstart.yaml", "--format", "json", "--detailed-exitcode", cwd=tmp_path)
     assert moved.returncode == 2
     assert {d["against"] for d in json.loads(moved.stdout)["drift"]} == {"spec", "last apply"}
 
@@ -100,4 +103,4 @@ def test_drift_detects_a_hand_made_hnsw_change():
                                 settings=CollectionSettings(hnsw={"m": 32, "ef_construct": 100}),
                                 metadata={"qmspec": {"vectors": {"dense": {"model": "m"}}}})
     live = LiveState("1.20.0", False, collections={"docs_v1": collection}, aliases={"docs": "docs_v1"})
-    assert [d["detail"] for d in drift(spec, live, AliasRecord("docs"))] == ["hnsw: live {'m': 32, 'ef_construct': 100}, spec {'m': 16}"]
+    assert [d["detail"] for d in drift(spec, live, AliasRecord("docs"))] == ["hnsw: live {m: 32, ef_construct: 100}, spec {m: 16}"]

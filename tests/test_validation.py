@@ -26,7 +26,7 @@ CASES = [
     ("unknown_key_typo", GOOD + "cleanpu: {old_collection: keep}\n", 10, "cleanpu", "did you mean 'cleanup'"),
     ("missing_alias", GOOD.replace("alias: docs\n", ""), 1, "", "missing required key 'alias'"),
     ("missing_vector_size", GOOD.replace("    size: 384\n", ""), 5, "vectors.dense", "missing required key 'size'"),
-    ("size_not_integer", GOOD.replace("size: 384", "size: big"), 6, "vectors.dense.size", "not a integer"),
+    ("size_not_integer", GOOD.replace("size: 384", "size: big"), 6, "vectors.dense.size", "not an integer"),
     ("distance_misspelled", GOOD.replace("distance: Cosine", "distance: cosine"), 7, "vectors.dense.distance", "Cosine, Dot, Euclid"),
     ("size_zero", GOOD.replace("size: 384", "size: 0"), 6, "vectors.dense.size", "out of range"),
     ("wrong_version", GOOD.replace("version: 1", "version: 2"), 1, "version", "use 1"),
@@ -131,7 +131,7 @@ def test_environment_values_merge_over_the_spec_and_errors_point_at_the_overlay(
     with pytest.raises(SpecError) as caught:
         load_spec(path, env="qa")
     problem = caught.value.problems[0]
-    assert (problem.line, problem.key) == (16, "replication_factor") and "not a integer" in problem.message
+    assert (problem.line, problem.key) == (16, "replication_factor") and "not an integer" in problem.message
 
 
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

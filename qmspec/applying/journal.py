@@ -50,8 +50,10 @@ class FileStateStore:
     root: Path
 
     @classmethod
-    def for_target(cls, target_key: str, base: str = DEFAULT_STATE_DIR) -> FileStateStore:
-        return cls(Path(base) / slug(target_key))
+    def for_target(cls, target_key: str, base: str = DEFAULT_STATE_DIR, legacy_key: str | None = None) -> FileStateStore:
+        """State of the Qdrant named `target_key`; journals an older qmspec kept under `legacy_key` are still found."""
+        root, legacy = Path(base) / slug(target_key), Path(base) / slug(legacy_key or target_key)
+        return cls(legacy if legacy.is_dir() and not root.is_dir() else root)
 
     def _journal(self, alias: str) -> Path:
         return self.root / f"{slug(alias)}.json"

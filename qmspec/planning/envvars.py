@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping
 
+from ..errors import remember_secret
+
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -13,6 +15,7 @@ def expand(value: str, environ: Mapping[str, str], missing: Callable[[str], None
     def replace(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
+            remember_secret(name, environ[name])
             return environ[name]
         if default is not None:
             return default

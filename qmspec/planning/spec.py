@@ -224,6 +224,17 @@ def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> S
     return spec
 
 
+def spec_environments(path: str | os.PathLike) -> list[str]:
+    """The environments a spec file gives values for (`environments:`), to validate each overlay; [] where the file
+    cannot be read (loading it reports why)."""
+    try:
+        data = load_yaml(Path(path).read_text(encoding="utf-8")).data
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return []
+    overlays = data.get("environments") if isinstance(data, dict) else None
+    return sorted(map(str, overlays)) if isinstance(overlays, dict) else []
+
+
 def for_environment(document: YamlDocument, env: str | None) -> YamlDocument:
     """The spec as environment `env` sees it: its `environments.<env>` values merged over the rest, each merged
     key keeping the line it was written on, so errors point at the overlay."""
@@ -286,9 +297,13 @@ def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, 
     if kind == "const":
         return f"{value!r} is not allowed", f"use {error.validator_value!r}", path
     if kind == "type":
-        return f"{value!r} is not a {error.validator_value}", f"give a {error.validator_value} value", path
+        article = "an" if str(error.validator_value)[:1] in "aeiou" else "a"
+        return f"{value!r} is not {article} {error.validator_value}", f"give {article} {error.validator_value} value", path
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         return f"{value!r} is out of range ({kind} {error.validator_value})", "use a value within the range", path
+    if kind == "pattern" and path and path[-1] == "api_key_env":  # never echo it: it may be a pasted key
+        return ("is not the name of an environment variable", "name the variable that holds the key (e.g. QDRANT_API_KEY) "
+                "and keep the key itself in the environment", path)
     if kind == "pattern":
         return f"{value!r} has characters that are not allowed", "use letters, digits, _ . - only (codes look like DS101)", path
     if kind in ("minItems", "minLength", "minProperties"):

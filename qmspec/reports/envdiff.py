@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from ..planning.livestate import LiveCollection, LiveState
+from .render import compact
 
 GROUPS = (("aliases", "alias targets"), ("vectors", "vector configs"), ("sparse_vectors", "vector configs"),
           ("models", "models recorded in metadata"), ("points", "point counts"), ("collections", "collections"))
@@ -90,8 +91,14 @@ def render_json(name_a: str, name_b: str, differences: list[Difference]) -> str:
 
 
 def _show(value) -> str:
-    if value is None:
-        return "absent"
-    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+    return "absent" if value is None else compact(value)
+
+
+def render_markdown(name_a: str, name_b: str, differences: list[Difference]) -> str:
+    if not differences:
+        return f"### `{name_a}` vs `{name_b}`\n\nThey match.\n"
+    rows = [f"| {d.group} | `{d.path}` | {_show(d.a)} | {_show(d.b)} |" for d in differences]
+    return "\n".join([f"### `{name_a}` vs `{name_b}`: {len(differences)} difference(s)", "",
+                      f"| group | path | {name_a} | {name_b} |", "|---|---|---|---|", *rows]) + "\n"
 
 

@@ -42,9 +42,9 @@ def _create_collection(step: CreateCollection) -> tuple[str, list[str]]:
     details = [_vector_line(name, config) for name, config in step.vectors.items()]
     details += [f"sparse {name}: modifier {config['modifier']}{', on disk' if config['on_disk'] else ''}"
                 for name, config in step.sparse_vectors.items()]
-    details += [f"{key}: {_compact(value)}" for key, value in step.settings.items()]
+    details += [f"{key}: {compact(value)}" for key, value in step.settings.items()]
     if step.deferred_indexing:
-        details.append(f"indexing off during the load: {_compact(step.deferred_indexing)}")
+        details.append(f"indexing off during the load: {compact(step.deferred_indexing)}")
     models = {name: v.get("model") or "unknown model" for name, v in recorded_vectors(step.metadata).items()}
     details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
     return f"create collection {step.collection}", details
@@ -88,7 +88,7 @@ def _catch_up(step: CatchUp) -> tuple[str, list[str]]:
 
 @describe.register(CreateVector)
 def _create_vector(step: CreateVector) -> tuple[str, list[str]]:
-    return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [_compact(step.config)]
+    return f"create {'sparse ' if step.sparse else ''}vector {step.vector} in live collection {step.collection}", [compact(step.config)]
 
 
 @describe.register(DeleteVector)
@@ -98,7 +98,7 @@ def _delete_vector(step: DeleteVector) -> tuple[str, list[str]]:
 
 @describe.register(UpdateCollection)
 def _update_collection(step: UpdateCollection) -> tuple[str, list[str]]:
-    details = [f"{key}: {_compact(step.previous.get(key))} -> {_compact(value)}" for key, value in step.changes.items()
+    details = [f"{key}: {compact(step.previous.get(key))} -> {compact(value)}" for key, value in step.changes.items()
                if key != "metadata"]
     if "metadata" in step.changes:
         recorded = recorded_vectors(step.changes["metadata"])
@@ -108,7 +108,7 @@ def _update_collection(step: UpdateCollection) -> tuple[str, list[str]]:
 
 @describe.register(RestoreIndexing)
 def _restore_indexing(step: RestoreIndexing) -> tuple[str, list[str]]:
-    return f"restore indexing on {step.collection}: {_compact(step.settings)}", ["then wait for the collection to turn green"]
+    return f"restore indexing on {step.collection}: {compact(step.settings)}", ["then wait for the collection to turn green"]
 
 
 @describe.register(Verify)
@@ -144,7 +144,7 @@ def _vector_line(name: str, config: dict) -> str:
         parts.append("on disk")
     for key in ("hnsw", "quantization"):
         if key in config:
-            parts.append(f"{key} {_compact(config[key])}")
+            parts.append(f"{key} {compact(config[key])}")
     return ", ".join(parts)
 
 
@@ -167,13 +167,13 @@ def _gates(step: Verify) -> str:
     return "; ".join(gates) if gates else "no gates"
 
 
-def _compact(value) -> str:
+def compact(value) -> str:
     if value is None:
         return "unset"
     if value == {}:
         return "none"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -183,7 +183,7 @@ def kept(plan: Plan) -> list[str]:
     moves = any(isinstance(step, SwapAlias) for step in plan.steps)
     deleted = {step.collection for step in plan.steps if isinstance(step, DeleteCollection)}
     if moves and old and old not in deleted:
-        return [f"keep collection {old} as the rollback target (delete it later with `cleanup.old_collection: delete`)"]
+        return [f"keep collection {old} as the rollback target (delete it after the swap with `qmspec cleanup`, or plan it with `cleanup.old_collection: delete`)"]
     return []
 
 

@@ -36,3 +36,15 @@ def render_status(report: dict) -> str:
     lock = report["lock"]
     lines.append(f"lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}" if lock else "lock: free")
     return "\n".join(lines)
+
+
+def render_status_markdown(report: dict) -> str:
+    last = report["last_apply"]
+    lines = [f"### qmspec status: `{report['alias']}`", "", f"Alias `{report['alias']}` serves `{report['serves']}`."]
+    if last:
+        lines += ["", f"Last apply: plan `{last['plan_hash']}` -> `{last['collection']}`: **{last['status']}**", "",
+                  "| # | step | status |", "|---|---|---|"]
+        lines += [f"| {n} | {step['kind']} | {step['status']} |" for n, step in enumerate(last["steps"], 1)]
+    lock = report["lock"]
+    lines += ["", f"Lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}." if lock else "Lock: free."]
+    return "\n".join(lines) + "\n"
