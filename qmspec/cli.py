@@ -26,7 +26,7 @@ import click
 from . import __version__
 from .applying.journal import DEFAULT_STATE_DIR, FileStateStore, Journal, holder_is_dead, slug
 from .errors import QmspecError, SpecError, redact
-from .planning.plan import LoadFiles, Plan
+from .planning.plan import Plan
 from .planning.planner import plan_migration
 from .planning.record import STATE_COLLECTION
 from .planning.rules import CLASSES, RULES
@@ -271,15 +271,17 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, connection):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @connection_options
 def show(plan_path, fmt, connection):
-    """Print a saved plan; exit 4 if live state has moved since it was made."""
+    """Print a saved plan after checking it: exit 1 if it is not what its spec plans to (edited), 4 if live state
+    moved since it was made."""
+    from .planning.decide import check_saved
+
     saved = Plan.from_json(Path(plan_path).read_text(encoding="utf-8"))
+    target = connection.target()
+    checked = check_saved(saved, lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files))
     click.echo(render(saved, fmt), nl=False)
-    files = tuple(f for step in saved.steps if isinstance(step, LoadFiles) for f in step.files)
-    live = _observe(connection.target(), focus=saved.prior["collections"], files=files)
-    reason = saved.stale_reason(live)
-    if reason:
-        click.echo(f"stale plan: {reason}; run `qmspec plan` again", err=True)
-        sys.exit(EXIT_STALE)
+    if checked.action in ("stale", "tampered"):
+        click.echo(checked.message, err=True)
+        sys.exit(EXIT_STALE if checked.action == "stale" else EXIT_ERROR)
 
 
 def _load_spec_or_plan(source: str, env: str | None):
@@ -321,11 +323,11 @@ def apply(source, auto_approve, no_preflight, state, connection):
         if decision.action in ("refused", "fresh"):
             click.echo(render(decision.plan, "text"), nl=False)
         if decision.message:
-            click.echo(decision.message, err=decision.action in ("refused", "stale", "blocked"))
+            click.echo(decision.message, err=decision.action in REFUSALS)
         if decision.action == "nothing":
             sys.exit(EXIT_OK)
-        if decision.action in ("refused", "stale", "blocked"):
-            sys.exit({"refused": EXIT_REFUSED, "stale": EXIT_STALE, "blocked": EXIT_ERROR}[decision.action])
+        if decision.action in REFUSALS:
+            sys.exit(REFUSALS[decision.action])
         _confirm(auto_approve)
         if decision.action == "fresh":
             journal.start(decision.plan)
@@ -333,7 +335,11 @@ def apply(source, auto_approve, no_preflight, state, connection):
             apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title)
         finally:
             _write_report(journal, state.folder)
-    click.echo(f"Apply complete: alias {alias} serves {decision.plan.collection}.")
+        serving = _serving(client, alias)  # what the apply did, read back, not what the plan meant to do
+    click.echo(f"Apply complete: alias {alias} serves {serving}.")
+
+
+REFUSALS = {"refused": EXIT_REFUSED, "stale": EXIT_STALE, "tampered": EXIT_ERROR, "blocked": EXIT_ERROR}
 
 
 def _serving(client, alias: str) -> str | None:

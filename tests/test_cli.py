@@ -225,3 +225,60 @@ def test_validate_checks_every_environment_overlay_and_speaks_github(project):
     github = cli("validate", "envs.yaml", "--format", "github", cwd=project)
     assert github.stdout.startswith("::error file=envs.yaml,line=7,title=qmspec replication_factor::'many' is not an integer")
     assert cli("validate", "v2.yaml", "--format", "github", cwd=project).stdout == "::notice file=v2.yaml::valid\n"
+
+
+def _rewrite(path: Path, change) -> None:
+    """Edit a saved plan as an attacker would: change it, then recompute its content hash."""
+    from qmspec.planning.plan import Plan
+
+    data = json.loads(path.read_text())
+    data.pop("hash")
+    change(data)
+    path.write_text(json.dumps(data | {"hash": Plan.from_dict(data).hash}))
+
+
+@pytest.mark.parametrize("tamper,words", [
+    (lambda d: d.update(steps=[{"kind": "delete_collection", "collection": "other", "after": []}]),
+     "step 1 is delete_collection on other in the file, create_collection on docs_v2 when planned"),
+    (lambda d: d["steps"].insert(2, {"kind": "delete_collection", "collection": "other", "after": []}),
+     "step 3 is delete_collection on other in the file"),
+    (lambda d: d["steps"].pop(4), "step 5 is swap_alias"),  # verify removed
+])
+def test_an_edited_saved_plan_is_refused_and_runs_nothing(project, tamper, words):
+    client = QdrantClient(path=str(project / "store"))
+    client.create_collection("other", vectors_config={})
+    client.close()
+    assert cli("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    _rewrite(project / "plan.json", tamper)
+    shown = cli("show", "plan.json", "--path", "store", cwd=project)
+    assert shown.returncode == 1 and words in shown.stderr
+    applied = cli("apply", "plan.json", "--path", "store", "--auto-approve", cwd=project)
+    assert applied.returncode == 1 and words in applied.stderr
+    client = QdrantClient(path=str(project / "store"))
+    try:
+        assert {c.name for c in client.get_collections().collections} == {"docs_v1", "other"}
+    finally:
+        client.close()
+
+
+def test_a_saved_plan_edited_without_its_hash_and_one_stripped_of_its_findings_are_refused(project):
+    assert cli("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    data = json.loads((project / "plan.json").read_text())
+    data["steps"][5]["to_collection"] = "elsewhere"
+    (project / "plan.json").write_text(json.dumps(data))
+    edited = cli("apply", "plan.json", "--path", "store", "--auto-approve", cwd=project)
+    assert edited.returncode == 1 and "changed after `qmspec plan` wrote it" in edited.stderr
+
+    # a spec the rules refuse, its plan saved by hand without the refusing finding: the checks run again
+    refused_spec = SPEC_V2 + "cleanup: {old_collection: delete, when: immediately}\n"
+    assert cli("plan", "v2.yaml", "--path", "store", "--out", "plan.json", cwd=project).returncode == 0
+    (project / "v2.yaml").write_text(refused_spec, encoding="utf-8")
+    raw = cli("plan", "v2.yaml", "--path", "store", "--format", "json", cwd=project)
+    assert raw.returncode == 3
+
+    def strip(d):
+        d.update({key: value for key, value in json.loads(raw.stdout).items() if key != "hash"}, findings=[])
+
+    _rewrite(project / "plan.json", strip)
+    applied = cli("apply", "plan.json", "--path", "store", "--auto-approve", cwd=project)
+    assert applied.returncode == 3 and "DS101" in applied.stdout

@@ -3,25 +3,27 @@ foreign plan, recognise an already applied one, or start fresh. Pure given the j
 read live state, so the command line stays thin and this stays testable."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 from .livestate import LiveState
 from .plan import Plan
 from .planner import plan_migration
+from .modelfacts import ModelFacts
 from .record import AliasRecord
-from .spec import Spec
+from .spec import Spec, parse_spec
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # fresh, resume, nothing, refused, stale, blocked
+    action: str  # fresh, resume, nothing, refused, stale, tampered, blocked
     plan: Plan | None
     message: str = ""
 
 
 def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live: Callable[[list[str], list[str]], LiveState],
-           spec_file: str | None = None, models: dict | None = None) -> Decision:
+           spec_file: str | None = None, models: dict | None = None, environ: dict | None = None) -> Decision:
     pending = record.unfinished()
     if pending:
         recorded = pending.plan
@@ -36,13 +38,40 @@ def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live
     if saved is not None:
         if record.already_applied(saved.hash):
             return Decision("nothing", saved, f"plan {saved.hash} was already applied; nothing to do")
-        live = read_live(saved.prior["collections"], [saved.alias], _files(saved))
-        reason = saved.stale_reason(live)
-        if reason:
-            return Decision("stale", saved, f"stale plan: {reason}; run `qmspec plan` again")
-        return _fresh(saved)
-    live = read_live([name for name in (spec.collection, spec.source.collection) if name], [spec.alias], spec.source.files)
-    return _fresh(plan_migration(spec, live, spec_file=spec_file, models=models))
+        return check_saved(saved, read_live, environ)
+    return _fresh(plan_migration(spec, _read_for(spec, read_live), spec_file=spec_file, models=models))
+
+
+def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None) -> Decision:
+    """A saved plan is checked, not trusted: its spec is planned again against live state now, with the facts the
+    preflight gave then, and it runs only if that yields exactly its steps (Terraform's saved plans). Findings and
+    guards come from that planning, never from the file."""
+    spec = parse_spec(saved.spec_text, saved.spec_file, os.environ if environ is None else environ, saved.env)
+    live = _read_for(spec, read_live)
+    replanned = plan_migration(spec, live, spec_file=saved.spec_file,
+                               models={name: ModelFacts(**facts) for name, facts in saved.models.items()})
+    if live.fingerprint(replanned.prior["collections"]) != saved.prior["fingerprint"]:
+        reason = saved.stale_reason(live) or "the collections it touches changed since it was made"
+        return Decision("stale", saved, f"stale plan: {reason}; run `qmspec plan` again")
+    difference = first_difference(saved.steps, replanned.steps)
+    if difference:
+        return Decision("tampered", saved, f"the saved plan is not what its spec plans to on this live state: {difference}; "
+                                           "plan again and review the new file")
+    return _fresh(replanned)
+
+
+def first_difference(saved: tuple, planned: tuple) -> str | None:
+    for number, (ours, theirs) in enumerate(zip(saved, planned), 1):
+        if ours != theirs:
+            return (f"step {number} is {ours.kind} on {', '.join(ours.collections) or '-'} in the file, {theirs.kind} on "
+                    f"{', '.join(theirs.collections) or '-'} when planned")
+    if len(saved) != len(planned):
+        return f"the file has {len(saved)} steps, planning gives {len(planned)}"
+    return None
+
+
+def _read_for(spec: Spec, read_live: Callable) -> LiveState:
+    return read_live([name for name in (spec.collection, spec.source.collection) if name], [spec.alias], spec.source.files)
 
 
 def _fresh(plan: Plan) -> Decision:
@@ -52,6 +81,3 @@ def _fresh(plan: Plan) -> Decision:
         return Decision("nothing", plan, "no changes: live state matches the spec")
     return Decision("fresh", plan)
 
-
-def _files(plan: Plan) -> tuple[str, ...]:
-    return tuple(f for step in plan.steps for f in getattr(step, "files", ()))

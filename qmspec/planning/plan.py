@@ -15,7 +15,8 @@ from typing import Callable, ClassVar
 
 from ..errors import PlanFileError
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: the spec it was planned from, the preflight's facts and a content hash travel with it
+READABLE_FORMATS = (1, 2)  # journals of applies begun by an older qmspec still resume
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,9 @@ class Plan:
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
     estimate: dict = field(default_factory=dict)  # {"points_to_copy", "points_to_load", "vectors_to_embed", "vectors_to_carry"}
+    spec_text: str = ""  # the spec as planned: a saved plan is checked by planning it again, never trusted
+    env: str | None = None  # the environment whose overlay was merged in
+    models: dict = field(default_factory=dict)  # model name -> the preflight's facts the plan was made with
     format: int = PLAN_FORMAT
 
     @property
@@ -262,7 +266,8 @@ class Plan:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"  # key order kept: renders identically after a round trip
+        """The plan file: its content and the hash of that content, so an edit shows."""
+        return json.dumps(self.to_dict() | {"hash": self.hash}, indent=2) + "\n"  # key order kept: renders identically
 
     @property
     def hash(self) -> str:
@@ -271,7 +276,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
-        if data.get("format") != PLAN_FORMAT:
+        if data.get("format") not in READABLE_FORMATS:
             raise PlanFileError(f"plan format {data.get('format')!r} is not {PLAN_FORMAT}; re-run `qmspec plan` with this qmspec")
         try:
             steps = tuple(_build(STEP_TYPES[step["kind"]], {k: v for k, v in step.items() if k != "kind"}) for step in data["steps"])
@@ -289,7 +294,14 @@ class Plan:
             raise PlanFileError(f"not a plan file: invalid JSON at line {exc.lineno}; re-run `qmspec plan --out`") from None
         if not isinstance(data, dict):
             raise PlanFileError("not a plan file: expected a JSON object; re-run `qmspec plan --out`")
-        return cls.from_dict(data)
+        if data.get("format") != PLAN_FORMAT:
+            raise PlanFileError(f"plan format {data.get('format')!r} was written by another qmspec; re-run `qmspec plan --out`")
+        stored = data.pop("hash", None)
+        plan = cls.from_dict(data)
+        if stored != plan.hash:
+            raise PlanFileError("the plan file was changed after `qmspec plan` wrote it (its content no longer matches its hash); "
+                                "plan again and review the new file")
+        return plan
 
 
 def _fields(obj) -> dict:

@@ -66,6 +66,9 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         findings=findings,
         notes=tuple(notes),
         estimate=estimate(steps, situation.models),
+        spec_text=spec.text,
+        env=spec.env,
+        models={name: dataclasses.asdict(facts) for name, facts in sorted(situation.models.items())},
     )
 
 

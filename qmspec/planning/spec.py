@@ -5,6 +5,7 @@ so a user fixes a spec in one round instead of one error per run.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -170,6 +171,8 @@ class Spec:
     allow: frozenset = frozenset()
     spec_hash: str = ""
     lines: dict = field(default_factory=dict, compare=False, repr=False)
+    text: str = field(default="", compare=False, repr=False)  # the file as read: plans carry it
+    env: str | None = None
 
     def vector(self, name: str) -> DenseVectorSpec | SparseVectorSpec | None:
         for vector in (*self.vectors, *self.sparse_vectors):
@@ -217,7 +220,7 @@ def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> S
     document = merged
     data = document.data
     context = _Context(file, document, environ, Path(file).resolve().parent)
-    spec = _build_spec(data, context)
+    spec = dataclasses.replace(_build_spec(data, context), text=text, env=env)
     context.problems.extend(semantic_problems(spec, context))
     if context.problems:
         raise SpecError(context.problems)
