@@ -245,8 +245,9 @@ def _render_validation(results: list, fmt: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes to make.")
 @preflight_option
+@state_options
 @connection_options
-def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, connection):
+def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, state, connection):
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     spec, target = connection.spec_and_target(spec_path)
     click.echo(f"reading live state from the {target.describe()}", err=True)
@@ -256,6 +257,8 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, connection):
     if not result.refused and not no_preflight:
         result = plan_migration(spec, live, spec_file=spec_path, models=_check_models(result, spec, target))
     click.echo(render(result, fmt), nl=False)
+    for note in _state_notes(target, state, spec.alias, command_line("apply", spec_path, connection, state)):
+        click.echo(f"> **Note:** {note}" if fmt == "markdown" else f"note: {note}", err=fmt == "json")
     if out and result.refused:
         click.echo(f"not saving {out}: a refused plan cannot be applied", err=True)
     elif out:
@@ -340,6 +343,27 @@ def apply(source, auto_approve, no_preflight, state, connection):
 
 
 REFUSALS = {"refused": EXIT_REFUSED, "stale": EXIT_STALE, "tampered": EXIT_ERROR, "blocked": EXIT_ERROR}
+
+
+def _state_notes(target: Target, state: StateOptions, alias: str, apply_command: str) -> list[str]:
+    """What the journal and the lock say of the alias, for a plan reviewed in a pull request."""
+    if state.kind == "file":
+        store = FileStateStore.for_target(target.key, state.folder, target.legacy_key)
+        record, holder = store.read(alias), store.lock_holder(alias)
+    else:
+        with session(target, state, alias, None) as (_, store):
+            record, holder = store.read(alias), store.lock_holder(alias)
+    notes = []
+    pending = record.unfinished()
+    if pending:
+        notes.append(f"an apply of plan {pending.plan_hash} for alias {alias} is unfinished ({pending.status} after "
+                     f"{pending.steps_done} of {len(pending.steps)} steps): `{apply_command}` of the same spec resumes it, "
+                     "`qmspec rollback` undoes it")
+    if holder:
+        from .applying.journal import describe_holder
+
+        notes.append(f"alias {alias} is locked by {describe_holder(holder)}")
+    return notes
 
 
 def _serving(client, alias: str) -> str | None:
@@ -497,6 +521,7 @@ def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_pat
         local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
         a = comparing.resolve_side(client, side_a or f"{serving}{using}", local)
         b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}", local)
+        click.echo(f"compare: {len(queries)} queries on {a.label} ({a.model['name']}) and {b.label} ({b.model['name']})", err=True)
         result = comparing.compare(client, a, b, queries, k, judged)
     renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
     click.echo(renderers[fmt](result), nl=False)
@@ -528,10 +553,11 @@ def inspect(aliases, out_dir, connection):
     chosen = list(aliases) or sorted(live.aliases)
     if not chosen:
         raise QmspecError(f"the {target.describe()} has no alias to inspect; qmspec manages collections behind aliases")
+    if out_dir:  # the modeline of each written spec resolves from its own folder
+        _write_schema(Path(out_dir))
     for alias in chosen:
-        text = to_yaml(spec_from_live(live, alias))
+        text = to_yaml(spec_from_live(live, alias), schema=SCHEMA_PATH.name)  # beside it: `qmspec schema --out`
         if out_dir:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
             Path(out_dir, f"{slug(alias)}.yaml").write_text(text, encoding="utf-8")
             click.echo(f"wrote {Path(out_dir, slug(alias) + '.yaml')}", err=True)
         else:
@@ -576,9 +602,21 @@ def diff_environments(envs, alias, fmt, detailed_exitcode):
 
 
 @cli.command()
-def schema():
-    """Print the spec's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
-    click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write qmspec.schema.json into this folder (where "
+                                                                          "your specs live) instead of printing it.")
+def schema(out_dir):
+    """Print the spec's JSON Schema, or write it beside your specs for editors (`# yaml-language-server: $schema=...`)."""
+    if not out_dir:
+        click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+        return
+    written = _write_schema(Path(out_dir))
+    click.echo(f"wrote {written}; start each spec with `# yaml-language-server: $schema={os.path.relpath(written, out_dir)}`", err=True)
+
+
+def _write_schema(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SCHEMA_PATH.name).write_text(SCHEMA_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder / SCHEMA_PATH.name
 
 
 @cli.command()

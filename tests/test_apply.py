@@ -294,3 +294,13 @@ def test_a_changed_spec_after_a_failure_abandons_the_unfinished_apply(project, c
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "so it is abandoned first" in applied.stdout
     assert set(snapshot(project / "store")["collections"]) == {"docs_v3"}  # docs_v1 deleted by the spec's cleanup
+
+
+def test_plan_with_state_says_an_apply_is_unfinished(project, crash_at, monkeypatch):
+    crash_at("effect:2")
+    with pytest.raises(SimulatedCrash):
+        cli(*APPLY, cwd=project)
+    monkeypatch.delenv("QMSPEC_FAULT")
+    planned = cli("plan", "spec.yaml", "--path", "store", "--format", "markdown", "--no-preflight", cwd=project)
+    assert "> **Note:** an apply of plan" in planned.stdout and "is unfinished (running after 1 of 7 steps)" in planned.stdout
+    assert "`qmspec apply spec.yaml --path store` of the same spec resumes it" in planned.stdout

@@ -47,7 +47,8 @@ def test_pull_request_plans_then_merge_applies(tmp_path):
 
     assert run("plan-changed-specs.sh", "specs/docs.yaml", "specs/refused.yaml", cwd=tmp_path).returncode == 3
     assert "`BC201`" in (tmp_path / "plan-comment.md").read_text()
-    assert run("plan-changed-specs.sh", "specs/refused.yaml", "specs/broken.yaml", cwd=tmp_path).returncode == 1
+    broken_run = run("plan-changed-specs.sh", "specs/refused.yaml", "specs/broken.yaml", cwd=tmp_path)
+    assert broken_run.returncode == 1 and "::error file=specs/broken.yaml,line=1," in broken_run.stdout  # annotations
     assert "missing required key 'collection'" in (tmp_path / "plan-comment.md").read_text()
 
     applied = run("apply-specs.sh", "specs/docs.yaml", cwd=tmp_path)

@@ -39,3 +39,34 @@ def test_applied_collection_is_inspected_with_its_models(tmp_path):
     assert again.returncode == 0 and "No changes" in again.stdout
     missing = run("inspect", "--alias", "nope")
     assert missing.returncode == 1 and "alias 'nope' does not exist" in missing.stderr
+
+
+def test_inspect_out_writes_the_schema_its_modeline_names_and_schema_out_does_the_same(tmp_path):
+    build_store(str(tmp_path / "qdrant"), load_description(SCENARIOS / "no_changes" / "live.yaml"))
+    assert cli("inspect", "--path", "qdrant", "--out", "specs", cwd=tmp_path).returncode == 0
+    first_line = (tmp_path / "specs" / "docs.yaml").read_text().splitlines()[0]
+    assert first_line == "# yaml-language-server: $schema=qmspec.schema.json"
+    assert (tmp_path / "specs" / "qmspec.schema.json").read_text() == (ROOT / "schemas" / "qmspec.schema.json").read_text()
+    assert cli("schema", "--out", "elsewhere", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "elsewhere" / "qmspec.schema.json").is_file()
+
+
+def test_every_schema_property_is_described_and_closed_choices_are_enums():
+    import json
+
+    schema = json.loads((ROOT / "schemas" / "qmspec.schema.json").read_text())
+    undescribed = []
+
+    def walk(node, path):
+        for name, sub in (node.get("properties") or {}).items():
+            if not (sub.get("description") or sub.get("title")) and "$ref" not in sub:
+                undescribed.append(".".join(path + (name,)))
+            walk(sub, path + (name,))
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], path)
+
+    walk(schema, ())
+    for name, definition in schema["$defs"].items():
+        walk(definition, (f"$defs.{name}",))
+    assert undescribed == []

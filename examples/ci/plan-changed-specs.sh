@@ -6,11 +6,14 @@ status=0
 : > plan-comment.md
 for spec in "$@"; do
   echo "## \`$spec\`" >> plan-comment.md
-  if ! qmspec validate "$spec" 2>> plan-comment.md; then
+  # annotations on the spec's lines in the pull request, and the same problems in the comment
+  if ! qmspec validate "$spec" --format github; then
+    qmspec validate "$spec" --format markdown >> plan-comment.md
     status=1
     continue
   fi
-  qmspec plan "$spec" --format markdown --detailed-exitcode ${QMSPEC_ENV:+--env "$QMSPEC_ENV"} >> plan-comment.md
+  # --state qdrant: the journal the merge job keeps in Qdrant, so the plan says if an apply is unfinished or locked
+  qmspec plan "$spec" --format markdown --detailed-exitcode --state qdrant ${QMSPEC_ENV:+--env "$QMSPEC_ENV"} >> plan-comment.md
   code=$?
   case "$code" in
     0|2) ;;

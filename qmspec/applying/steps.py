@@ -75,7 +75,8 @@ def create_collection(step: CreateCollection, run: Run) -> dict:
 def load_files(step: LoadFiles, run: Run) -> dict:
     position = run.checkpoint() or {"file": 0, "line": 0, "loaded": 0}
     per_page = step.batch_size * max(1, step.parallel)
-    progress = Progress(f"load {step.collection}", step.points, run.log)
+    embed_new = _embedding_on_the_way(step.embed, run.log)
+    progress = Progress(f"load {step.collection}", step.points, run.log)  # after the models loaded: rates exclude start-up
 
     def pages():
         for file_index, path in enumerate(step.files):
@@ -94,7 +95,7 @@ def load_files(step: LoadFiles, run: Run) -> dict:
         run.save_checkpoint(where | {"loaded": position["loaded"] + done})
         progress.update(position["loaded"] + done)
 
-    loaded = pipelined(pages(), _embedding_on_the_way(step.embed), _writer(run, step.collection, step), checkpoint)
+    loaded = pipelined(pages(), embed_new, _writer(run, step.collection, step), checkpoint)
     progress.update(position["loaded"] + loaded, final=True)
     return {"points": position["loaded"] + loaded}
 
@@ -148,7 +149,7 @@ def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[Callable[[list], li
     and which source vectors it must scroll for that."""
     distances = qdrant_ops.distances(run.client, step.target)
     maps = _learned_maps(run, step.carry)
-    embed_new = _embedding_on_the_way(step.embed)
+    embed_new = _embedding_on_the_way(step.embed, run.log)
 
     def to_points(page: list) -> list:
         return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances, maps),
@@ -177,9 +178,9 @@ def copy_points(step: CopyPoints, run: Run) -> dict:
     return {"points": copied}
 
 
-def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
+def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[list], list]:
     """Fill each point's new vectors from its payload text before it is written: one write per point."""
-    embedders = {vector: get_embedder(args["model"]) for vector, args in embed.items()}
+    embedders = {vector: _loaded(args["model"], log) for vector, args in embed.items()}
 
     def fill(points: list) -> list:
         for vector, args in embed.items():
@@ -191,11 +192,16 @@ def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
     return fill
 
 
+def _loaded(model: dict, log: Callable[[str], None]):
+    log(f"      loading {model['name']} ({model.get('backend')})")
+    return get_embedder(model)
+
+
 @execute.register(EmbedVectors)
 def embed_vectors(step: EmbedVectors, run: Run) -> dict:
     """Read texts from the target's payloads page by page, embed, write with update_vectors (idempotent). Reading
     the next page and writing the last one overlap with the model."""
-    embedder = get_embedder(step.model)
+    embedder = _loaded(step.model, run.log)
     position = run.checkpoint() or {"offset": None, "embedded": 0}
     if position.get("done"):
         return {"points": position["embedded"]}
@@ -306,7 +312,7 @@ def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
 
 @execute.register(Verify)
 def verify_target(step: Verify, run: Run) -> dict:
-    report = verify(run.client, step, {need.settings["name"]: need.settings for need in model_needs(run.plan, None)})
+    report = verify(run.client, step, {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}, run.log)
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
     run.log(report.to_text().rstrip())
     if not report.passed:

@@ -60,10 +60,13 @@ class VerificationFailed(QmspecError):
         super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved")
 
 
-def verify(client, step, local: dict | None = None, page_size: int = 1000) -> Report:
+def verify(client, step, local: dict | None = None, log=lambda line: None, page_size: int = 1000) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
-    the metadata records which model, never where its weights lie here."""
+    the metadata records which model, never where its weights lie here. `log` hears each check as it starts."""
     checks = []
+    planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
+    planned += [f"search on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
+    log(f"      checking {', '.join(planned) or 'nothing'}")
     if step.count:
         checks.append(check_count(client, step))
     for name in step.vectors:

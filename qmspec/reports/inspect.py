@@ -72,5 +72,6 @@ def _source(collection: LiveCollection, name: str) -> dict:
     return {"model": model}
 
 
-def to_yaml(spec: dict, schema: str = "schemas/qmspec.schema.json") -> str:
+def to_yaml(spec: dict, schema: str) -> str:
+    """The spec as YAML under a modeline pointing editors at `schema` (a path from the file's folder, or a URL)."""
     return HEADER.format(schema=schema) + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
