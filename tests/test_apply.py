@@ -304,3 +304,35 @@ def test_plan_with_state_says_an_apply_is_unfinished(project, crash_at, monkeypa
     planned = cli("plan", "spec.yaml", "--path", "store", "--format", "markdown", "--no-preflight", cwd=project)
     assert "> **Note:** an apply of plan" in planned.stdout and "is unfinished (running after 1 of 7 steps)" in planned.stdout
     assert "`qmspec apply spec.yaml --path store` of the same spec resumes it" in planned.stdout
+
+
+@pytest.mark.parametrize("window", ["effect:2", "effect:5", "effect:6"], ids=["after-copy", "after-verify", "after-swap"])
+def test_no_write_is_lost_across_the_cutover(project, crash_at, monkeypatch, window):
+    """Stopped after the copy, after verify (the swap would act on an old verification) or right after the swap:
+    the application writes to the old collection (edit, insert, delete) and, dual-writing, to the new one. The
+    resumed apply carries the old collection's writes over and keeps every write made to the new collection."""
+    crash_at(window)
+    with pytest.raises(SimulatedCrash):
+        cli(*APPLY, cwd=project)
+    monkeypatch.delenv("QMSPEC_FAULT")
+    client = QdrantClient(path=str(project / "store"))
+    vector = {"dense": [0.25] * 16}
+    client.set_payload("docs_v1", payload={"text": "edited in the old collection"}, points=[5])
+    client.upsert("docs_v1", points=[models.PointStruct(id=1000, vector=vector, payload={"text": "inserted in the old"})])
+    client.delete("docs_v1", points_selector=models.PointIdsList(points=[7]))
+    client.set_payload("docs_v2", payload={"text": "edited in the new collection"}, points=[8])
+    client.upsert("docs_v2", points=[models.PointStruct(id=2000, vector=vector, payload={"text": "inserted in the new"})])
+    client.delete("docs_v2", points_selector=models.PointIdsList(points=[9]))
+    client.close()
+
+    resumed = cli(*APPLY, cwd=project)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    points = snapshot(project / "store")["collections"]["docs_v2"]
+    assert points[5][0]["text"] == "edited in the old collection" and 7 not in points and points[1000][0]["text"] == "inserted in the old"
+    assert points[8][0]["text"] == "edited in the new collection" and points[2000][0]["text"] == "inserted in the new"
+    assert 9 not in points  # deleted in the new collection by the application: not brought back
+    assert all(set(vectors) == {"dense"} for _, vectors in points.values())
+    from qmspec.embed import get_embedder
+
+    rewritten = get_embedder({"name": "hash-b", "backend": migration.PLUGIN, "options": {"size": 16}}).embed(["edited in the old collection"])
+    assert points[5][1]["dense"] == pytest.approx(rewritten[0].tolist(), abs=1e-4)  # re-embedded with the new model

@@ -32,11 +32,12 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
         if state.status == "done":
             continue
         log(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
+        resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
         state.status, state.started_at = "running", now()
         journal.save()
         started = time.monotonic()
         try:
-            result = execute(step, Run(client, embedded, journal, index, log))
+            result = execute(step, Run(client, embedded, journal, index, log, resumed))
         except VerificationFailed:
             state.status = "failed"
             journal.finish("verify_failed")

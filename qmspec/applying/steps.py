@@ -20,6 +20,7 @@ from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector
                              LearnAdapter, LoadFiles, Plan, RestoreIndexing, StepTable, SwapAlias, UpdateCollection, Verify)
 from ..sourcefiles import read_records
 from . import qdrant_ops
+from .baseline import Baseline
 from .journal import Journal, fault_point
 from .progress import Progress
 from .transfer import payload_hash, pipelined, scroll_pages, update_vectors, upload
@@ -44,6 +45,7 @@ class Run:
     journal: Journal
     index: int
     log: Callable[[str], None]
+    resumed: bool = False  # this step began before and is run again
 
     @property
     def plan(self) -> Plan:
@@ -172,8 +174,15 @@ def copy_points(step: CopyPoints, run: Run) -> dict:
         run.save_checkpoint({"offset": next_offset, "copied": position["copied"] + done, "done": next_offset is None})
         progress.update(position["copied"] + done)
 
+    baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
+    write = _writer(run, step.target, step)
+
+    def write_and_record(rows: list) -> None:  # recorded after the write: a resumed copy sends those pages again
+        write(rows)
+        baseline.record(rows)
+
     pages = scroll_pages(run.client, step.source, step.scroll_page, position["offset"], True, with_vectors)
-    copied = position["copied"] + pipelined(pages, to_points, _writer(run, step.target, step), checkpoint)
+    copied = position["copied"] + pipelined(pages, to_points, write_and_record, checkpoint)
     progress.update(copied, final=True)
     return {"points": copied}
 
@@ -253,27 +262,49 @@ def _vector_value(value, sparse: bool):
 
 @execute.register(CatchUp)
 def catch_up(step: CatchUp, run: Run) -> dict:
-    """Make the target's points equal the source's (ids and payloads) after the long copy, re-embedding what it
-    rewrites. Holds one hash per target point in memory."""
+    return reconcile(step, run)
+
+
+def reconcile(step: CatchUp, run: Run) -> dict:
+    """Carry into the target every change made in the source since qmspec wrote each point (edits, inserts, deletes),
+    re-embedding what it rewrites, and leave every point the application changed in the target itself as it is.
+    Holds one hash per target point in memory."""
     client = run.client
-    target_hashes = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, step.scroll_page)
-                     for p in page}
+    baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
+    if not baseline.known:
+        run.log("      note: no record of what this apply copied (begun by an older qmspec): the source wins")
+    target = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, step.scroll_page) for p in page}
     to_points, with_vectors = _carrying(run, step)
-    changed = added = 0
+    counts = {"changed": 0, "added": 0, "removed": 0, "kept": 0}
     for page, _ in scroll_pages(client, step.source, step.scroll_page, None, True, with_vectors):
-        stale = []
+        rewrite, insert, agreed = [], [], []
         for point in page:
-            known = target_hashes.pop(point.id, None)
-            if known != payload_hash(point.payload):
-                stale.append(point)
-                changed += known is not None
-                added += known is None
-        if stale:
-            upload(client, step.target, to_points(stale), step.batch_size, 1, "upsert", run.embedded)
-    removed = list(target_hashes)
+            source, ours, theirs = payload_hash(point.payload), baseline.get(point.id), target.pop(point.id, None)
+            if theirs == source:
+                agreed.append(point)  # both sides agree (a dual write, or nothing changed)
+            elif theirs is None and (ours is None or not baseline.known):
+                insert.append(point)  # new in the source since the copy
+                counts["added"] += 1
+            elif theirs is None:
+                counts["kept"] += 1  # the application deleted it from the target: it stays deleted
+            elif theirs == ours or not baseline.known:
+                rewrite.append(point)  # untouched in the target since qmspec wrote it: the source moved on
+                counts["changed"] += 1
+            else:
+                counts["kept"] += 1  # the application wrote this point in the target: it stays
+        if rewrite:
+            upload(client, step.target, to_points(rewrite), step.batch_size, 1, "upsert", run.embedded)
+        if insert:
+            upload(client, step.target, to_points(insert), step.batch_size, 1, "insert_only", run.embedded)
+        baseline.record(agreed + rewrite + insert)
+    removed = [pid for pid, theirs in target.items() if theirs == baseline.get(pid) or not baseline.known]
+    counts["kept"] += len(target) - len(removed)  # inserted or edited in the target by the application
     if removed:
         client.delete(step.target, points_selector=models.PointIdsList(points=removed), wait=True)
-    return {"changed": changed, "added": added, "removed": len(removed)}
+        baseline.forget(removed)
+    counts["removed"] = len(removed)
+    baseline.compact()
+    return counts
 
 
 @execute.register(CreateVector)
@@ -312,7 +343,10 @@ def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
 
 @execute.register(Verify)
 def verify_target(step: Verify, run: Run) -> dict:
-    report = verify(run.client, step, {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}, run.log)
+    if run.resumed:  # time passed since the catch-up: verify what the swap will serve, not what was copied then
+        _catch_up_again(run, "before verifying again")
+    local = {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}
+    report = verify(run.client, step, local, run.log, Baseline.of(run.journal.alias, run.journal.active.plan_hash))
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
     run.log(report.to_text().rstrip())
     if not report.passed:
@@ -325,13 +359,28 @@ def swap_alias(step: SwapAlias, run: Run) -> dict:
     """Check the alias still serves what the plan saw (re-creating an alias re-points it silently), then delete and
     create in one atomic call. The target before it is already journaled (`alias_before`) for rollback."""
     current = qdrant_ops.current_alias_target(run.client, step.alias)
-    if current == step.to_collection:
-        return {"previous": run.journal.active.alias_before}
+    if current == step.to_collection:  # swapped before a crash: what landed in the old collection meanwhile
+        return {"previous": run.journal.active.alias_before, "after": _catch_up_again(run, "after the swap")}
     if current != step.from_collection:
         raise ApplyError(f"alias {step.alias} serves {current} now, not {step.from_collection} as planned: someone moved it "
                          "during the apply; check who, then plan again")
+    caught_up = _catch_up_again(run, "before the swap")
     qdrant_ops.point_alias(run.client, step.alias, current, step.to_collection)
-    return {"previous": current}
+    return {"previous": current, "before": caught_up, "after": _catch_up_again(run, "after the swap")}
+
+
+def _catch_up_again(run: Run, when: str) -> dict | None:
+    """The application kept writing to the old collection since the catch-up and verify (for days, if the apply was
+    stopped there): carry those writes once more right before the swap, and once after it for the ones that landed
+    in between. Writes the application made to the new collection are kept."""
+    step = next((s for s in run.plan.steps if isinstance(s, CatchUp)), None)
+    if step is None or not run.client.collection_exists(step.source):
+        return None
+    counts = reconcile(step, run)
+    if any(counts[key] for key in ("changed", "added", "removed")):
+        run.log(f"      {when}: carried {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
+                f"points from {step.source} (kept {counts['kept']} the application wrote to {step.target})")
+    return counts
 
 
 @execute.register(DeleteCollection)

@@ -60,19 +60,46 @@ class VerificationFailed(QmspecError):
         super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved")
 
 
-def verify(client, step, local: dict | None = None, log=lambda line: None, page_size: int = 1000) -> Report:
+@dataclass
+class ApplicationWrites:
+    """Points the application itself changed in the target (dual writes): qmspec keeps them, verify does not count
+    them against the source."""
+
+    inserted: set = field(default_factory=set)
+    changed: set = field(default_factory=set)
+    deleted: set = field(default_factory=set)
+
+    @classmethod
+    def find(cls, client, step, baseline, page_size: int) -> ApplicationWrites:
+        if not (step.source and baseline is not None and baseline.known):
+            return cls()
+        source = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.source, page_size) for p in page}
+        target = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
+        return cls(inserted={pid for pid in target if pid not in source and target[pid] != baseline.get(pid)},
+                   changed={pid for pid in target if pid in source and target[pid] != baseline.get(pid)},
+                   deleted={pid for pid in source if pid not in target and baseline.get(pid) is not None})
+
+    def describe(self) -> str:
+        found = [f"{len(ids)} {what}" for what, ids in (("inserted", self.inserted), ("changed", self.changed),
+                                                         ("deleted", self.deleted)) if ids]
+        return f"; {', '.join(found)} by the application in the target, kept and not compared" if found else ""
+
+
+def verify(client, step, local: dict | None = None, log=lambda line: None, baseline=None, page_size: int = 1000) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
-    the metadata records which model, never where its weights lie here. `log` hears each check as it starts."""
+    the metadata records which model, never where its weights lie here. `log` hears each check as it starts.
+    `baseline` records what qmspec wrote, so points the application wrote to the target are told apart."""
     checks = []
+    application = ApplicationWrites.find(client, step, baseline, page_size)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
     planned += [f"search on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
     log(f"      checking {', '.join(planned) or 'nothing'}")
     if step.count:
-        checks.append(check_count(client, step))
+        checks.append(check_count(client, step, application))
     for name in step.vectors:
         checks.append(check_vector_complete(client, step.target, name))
     if step.payload_mode != "off":
-        checks.append(check_payloads(client, step, page_size))
+        checks.append(check_payloads(client, step, page_size, application))
     if step.search:
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
@@ -88,10 +115,11 @@ def expected_count(client, step) -> int:
     return step.expected_points
 
 
-def check_count(client, step) -> Check:
-    expected = expected_count(client, step)
+def check_count(client, step, application: ApplicationWrites) -> Check:
+    expected = expected_count(client, step) + len(application.inserted) - len(application.deleted)
     actual = client.count(step.target, exact=True).count
-    return Check("count", actual == expected, f"{actual:,} points, expected {expected:,}", {"actual": actual, "expected": expected})
+    return Check("count", actual == expected, f"{actual:,} points, expected {expected:,}{application.describe()}",
+                 {"actual": actual, "expected": expected})
 
 
 def check_vector_complete(client, collection: str, vector: str) -> Check:
@@ -100,15 +128,16 @@ def check_vector_complete(client, collection: str, vector: str) -> Check:
     return Check(f"vector {vector}", having == total, f"{having:,} of {total:,} points have it", {"with_vector": having, "total": total})
 
 
-def check_payloads(client, step, page_size: int) -> Check:
+def check_payloads(client, step, page_size: int, application: ApplicationWrites) -> Check:
     expected = _expected_payload_hashes(client, step, page_size)
     actual = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
-    ids = sorted(expected, key=str)
+    ids = sorted(set(expected) - application.changed - application.deleted, key=str)
     if step.payload_mode == "sample" and len(ids) > step.payload_sample:
         ids = random.Random(0).sample(ids, step.payload_sample)
     mismatched = [pid for pid in ids if actual.get(pid) != expected[pid]]
     sample = ", ".join(map(str, mismatched[:5]))
     detail = f"{len(ids) - len(mismatched):,} of {len(ids):,} payloads match" + (f" (differ: {sample}...)" if mismatched else "")
+    detail += application.describe()
     return Check("payloads", not mismatched, detail, {"compared": len(ids), "mismatched": len(mismatched)})
 
 
