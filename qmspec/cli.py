@@ -272,8 +272,9 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, state, connection
 @cli.command()
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@state_options
 @connection_options
-def show(plan_path, fmt, connection):
+def show(plan_path, fmt, state, connection):
     """Print a saved plan after checking it: exit 1 if it is not what its spec plans to (edited), 4 if live state
     moved since it was made."""
     from .planning.decide import check_saved
@@ -282,6 +283,8 @@ def show(plan_path, fmt, connection):
     target = connection.target()
     checked = check_saved(saved, lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files))
     click.echo(render(saved, fmt), nl=False)
+    for note in _state_notes(target, state, saved.alias, command_line("apply", plan_path, connection, state)):
+        click.echo(f"> **Note:** {note}" if fmt == "markdown" else f"note: {note}", err=fmt == "json")
     if checked.action in ("stale", "tampered"):
         click.echo(checked.message, err=True)
         sys.exit(EXIT_STALE if checked.action == "stale" else EXIT_ERROR)

@@ -149,8 +149,8 @@ def test_prompts_shape_the_stored_vectors_and_the_queries_and_changing_one_means
     write_spec(project, f'{{name: {REPO}, prompts: {{query: "query: ", document: "document: "}}}}', file="changed.yaml")
     in_place = run(project, hf_home, "plan", "changed.yaml")
     assert in_place.returncode == 3 and "MF302" in in_place.stdout
-    drift = run(project, hf_home, "drift", "changed.yaml")
-    assert drift.returncode == 2 and "model_changed" not in drift.stdout and "dense: live" in drift.stdout
+    drift = run(project, hf_home, "drift", "changed.yaml", "--detailed-exitcode")
+    assert drift.returncode == 2 and 'prompts: {query: "query: ", document: "passage: "}' in drift.stdout
     write_spec(project, f'{{name: {REPO}, prompts: {{query: "query: ", document: "document: "}}}}', "docs_v2", "v2.yaml")
     migrated = run(project, hf_home, "plan", "v2.yaml")
     assert migrated.returncode == 0 and f"dense: re-embed with {REPO} (stored vectors come from {REPO})" in migrated.stdout

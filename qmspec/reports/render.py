@@ -1,6 +1,8 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
+import json
+
 from ..planning.livestate import recorded_vectors
 from ..planning.modelfacts import duration
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
@@ -168,12 +170,17 @@ def _gates(step: Verify) -> str:
 
 
 def compact(value) -> str:
+    """A value as YAML flow style, the way specs write it: {m: 16}, true, "query: " (quoted where YAML would need it)."""
     if value is None:
         return "unset"
     if value == {}:
         return "none"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(compact, value)) + "]"
+    if isinstance(value, str) and (not value or value != value.strip() or ": " in value or value[0] in "{[&*!|>'\"%@`#,"):
+        return json.dumps(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
