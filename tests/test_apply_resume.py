@@ -82,13 +82,17 @@ def killed_pid(folder: Path) -> int:
     return json.loads(next((folder / ".qmspec" / "state").rglob("docs.lock")).read_text())["pid"]
 
 
-def test_second_concurrent_apply_is_refused_naming_the_holder(template, tmp_path):
-    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
-    slow = SPEC.replace("options: {size: 16}", "options: {size: 16, delay: 3}")
-    (tmp_path / "spec.yaml").write_text(slow, encoding="utf-8")
+def slow_apply(template: Path, folder: Path, delay: float) -> subprocess.Popen:
+    """An apply in the background whose model takes `delay` seconds per batch, started once it holds the lock."""
+    shutil.copytree(template, folder, dirs_exist_ok=True)
+    (folder / "spec.yaml").write_text(SPEC.replace("options: {size: 16}", f"options: {{size: 16, delay: {delay}}}"), encoding="utf-8")
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen([sys.executable, "-m", "qmspec", "apply", "spec.yaml", "--path", "store", "--auto-approve"],
-                             cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "qmspec", "apply", "spec.yaml", "--path", "store", "--auto-approve"],
+                            cwd=folder, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_second_concurrent_apply_is_refused_naming_the_holder(template, tmp_path):
+    first = slow_apply(template, tmp_path, 3)
     try:
         lock = _wait_for_lock(tmp_path)
         assert json.loads(lock.read_text())["pid"] == first.pid
@@ -132,12 +136,7 @@ def test_state_kept_in_qdrant_resumes_and_locks_like_files(template, reference, 
 
 def test_sigterm_journals_what_was_done_and_releases_the_lock(template, reference, tmp_path):
     """What CI sends when a job is cancelled: the apply stops cleanly, and the next one resumes without unlock."""
-    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
-    slow = SPEC.replace("options: {size: 16}", "options: {size: 16, delay: 0.5}")
-    (tmp_path / "spec.yaml").write_text(slow, encoding="utf-8")
-    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
-    apply = subprocess.Popen([sys.executable, "-m", "qmspec", "apply", "spec.yaml", "--path", "store", "--auto-approve"],
-                             cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    apply = slow_apply(template, tmp_path, 0.5)
     _wait_for_lock(tmp_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and apply.poll() is None:  # until the copy has written its first page
