@@ -157,3 +157,23 @@ def test_hostile_yaml_is_refused_quickly_with_a_line(tmp_path, text, line, words
     assert time.monotonic() - started < 5
     problem = error.value.problems[0]
     assert problem.line == line and words in problem.message
+
+
+@pytest.mark.e2e
+def test_an_anchor_bomb_is_refused_within_seconds_and_a_memory_limit(tmp_path):
+    """A real process under a 1 GiB address-space limit: before the bound it grew toward 100 GB."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "bomb.yaml").write_text(BILLION_LAUGHS, encoding="utf-8")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "qmspec", "validate", "bomb.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=30, preexec_fn=limit)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1 and "expands to more than 100,000 values" in result.stderr and "Traceback" not in result.stderr
