@@ -168,31 +168,15 @@ def _observe(target: Target, **focus):
     return observe(target, **focus)
 
 
+def _check_models(plan: Plan, spec: Spec | None, target: Target, client) -> dict:
+    from .applying.preflight import check_plan_models
+
+    return check_plan_models(plan, spec, target, client, lambda line: click.echo(line, err=True))
+
+
 def preflight_option(command):
     return click.option("--no-preflight", is_flag=True,
                         help="Do not load the models and embed a sample before planning (an API that must not be called).")(command)
-
-
-def _check_models(plan: Plan, spec: Spec | None, target: Target, client=None) -> dict:
-    """Load every model the plan embeds with and embed a sample of its texts: a model that cannot load, or that
-    makes vectors of another size, stops here, before anything is written. Returns the facts for the planner."""
-    from .planning.modelfacts import model_needs
-
-    needs = model_needs(plan, spec)
-    if not needs:
-        return {}
-    from .embed.preflight import check_models
-    from .sourcefiles import sample_texts as file_texts
-
-    samples = {need.vector: file_texts(need.files, need.id_field, need.text_field) for need in needs if need.files}
-    collections = [need for need in needs if need.collection]
-    if collections:
-        from .connect import open_client
-        from .live import sample_texts
-
-        with nullcontext(client) if client is not None else open_client(target) as opened:
-            samples |= {need.vector: sample_texts(opened, need.collection, need.text_field) for need in collections}
-    return check_models(needs, samples, lambda line: click.echo(line, err=True))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -255,7 +239,7 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, state, connection
                     focus_aliases=[spec.alias], files=spec.source.files)
     result = plan_migration(spec, live, spec_file=spec_path)
     if not result.refused and not no_preflight:
-        result = plan_migration(spec, live, spec_file=spec_path, models=_check_models(result, spec, target))
+        result = plan_migration(spec, live, spec_file=spec_path, models=_check_models(result, spec, target, None))
     click.echo(render(result, fmt), nl=False)
     for note in _state_notes(target, state, spec.alias, command_line("apply", spec_path, connection, state)):
         click.echo(f"> **Note:** {note}" if fmt == "markdown" else f"note: {note}", err=fmt == "json")
