@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from qdrant_client import models
 
-from ..embed import get_embedder
+from ..embed import get_embedder, is_loaded
 from ..embed.vectors import carried_vectors, fit_linear_map, map_recall
 from ..errors import QmspecError
 from ..planning.modelfacts import model_needs
@@ -202,7 +202,8 @@ def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[
 
 
 def _loaded(model: dict, log: Callable[[str], None]):
-    log(f"      loading {model['name']} ({model.get('backend')})")
+    if not is_loaded(model):  # the first use in this process loads the weights: the slow part worth a line
+        log(f"      loading {model['name']} ({model.get('backend')})")
     return get_embedder(model)
 
 

@@ -37,9 +37,17 @@ _loaded: dict = {}
 _lock = threading.Lock()
 
 
+def is_loaded(model: dict) -> bool:
+    return _key(model) in _loaded
+
+
+def _key(model: dict) -> str:
+    return repr(sorted((k, repr(v)) for k, v in model.items()))
+
+
 def get_embedder(model: dict) -> Embedder:
     """One loaded embedder per distinct model settings per process: loading weights is the slow part."""
-    key = repr(sorted((k, repr(v)) for k, v in model.items()))
+    key = _key(model)
     with _lock:
         if key not in _loaded:
             _loaded[key] = _construct(model)
