@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from .errors import QdrantAccessError
 from .project import Target
+from .retry import RetryingClient
 
 
 @contextmanager
@@ -23,8 +24,8 @@ def open_client(target: Target, environ=None):
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                client = QdrantClient(url=target.url, api_key=environ.get(target.api_key_env) or None, timeout=30,
-                                      cloud_inference=target.cloud_inference)
+                client = QdrantClient(url=target.url, api_key=(environ.get(target.api_key_env) if target.api_key_env else None) or None,
+                                      timeout=max(1, int(target.retry.timeout_s)), cloud_inference=target.cloud_inference)
             if any("insecure connection" in str(warning.message) for warning in caught):
                 print(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
                       "use https", file=sys.stderr)
@@ -38,7 +39,7 @@ def open_client(target: Target, environ=None):
     except Exception as exc:  # noqa: BLE001 - every client failure becomes one readable message
         raise QdrantAccessError(f"cannot connect to the {target.describe()}: {scrub(_short(exc), target, environ)}") from None
     try:
-        yield client
+        yield RetryingClient(client, target.retry, target.describe())
     finally:
         client.close()
 

@@ -7,6 +7,7 @@ to (a value; `connect.py` opens clients for it). `--env NAME` picks an environme
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,18 @@ DEFAULT_API_KEY_ENV = "QDRANT_API_KEY"
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How every call to Qdrant is retried when it fails in passing (retry.py), and how long one request may take;
+    an environment of qmspec.yaml sets it with `retry: {attempts, max_seconds, timeout_s}`."""
+
+    attempts: int = 6
+    max_seconds: float = 120.0  # the whole budget of one call, waits included
+    timeout_s: float = 30.0
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+
+
+@dataclass(frozen=True)
 class Target:
     """Where Qdrant is. Holds the *name* of the key's variable, never the key."""
 
@@ -30,6 +43,7 @@ class Target:
     url: str | None = None
     api_key_env: str | None = None
     cloud_inference: bool = False  # Qdrant embeds models.Document itself (Qdrant Cloud inference)
+    retry: RetryPolicy = RetryPolicy()
 
     @property
     def embedded(self) -> bool:
@@ -73,8 +87,7 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
         raise QdrantAccessError("give one of --path (embedded store), --url (server) or --env (qmspec.yaml), not several")
     if env:
         target = environment_target(env)
-        return Target(path=target.path, url=target.url, api_key_env=api_key_env or target.api_key_env,
-                      cloud_inference=target.cloud_inference)
+        return dataclasses.replace(target, api_key_env=api_key_env or target.api_key_env)
     spec_connection = spec_connection or _NoConnection
     if not path and not url:
         path, url = spec_connection.path, spec_connection.url
@@ -82,8 +95,16 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
         if url_problem(url):
             raise QdrantAccessError(f"--url: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
         return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
-                      cloud_inference=bool(spec_connection.cloud_inference))
+                      cloud_inference=bool(spec_connection.cloud_inference), retry=retry_from_environment())
     return Target(path=path or DEFAULT_PATH)
+
+
+def retry_from_environment(environ=None) -> RetryPolicy:
+    """The default policy, or QMSPEC_RETRY_ATTEMPTS / QMSPEC_RETRY_MAX_SECONDS where set (a CI job's own budget)."""
+    environ = os.environ if environ is None else environ
+    values = {field: float(environ[name]) for field, name in (("attempts", "QMSPEC_RETRY_ATTEMPTS"),
+                                                              ("max_seconds", "QMSPEC_RETRY_MAX_SECONDS")) if environ.get(name)}
+    return RetryPolicy(**{key: int(value) if key == "attempts" else value for key, value in values.items()})
 
 
 class _NoConnection:
@@ -117,7 +138,7 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
                                  f"no environment {name!r} (known: {known})", f"add `{name}:` under environments")])
     entry = environments[name] or {}
     where = ("environments", name)
-    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - {"path", "url", "api_key_env", "cloud_inference"}:
+    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - {"path", "url", "api_key_env", "cloud_inference", "retry"}:
         raise SpecError([Problem(file, document.line_of(where), ".".join(where), "an environment has either `path` or `url` "
                                  "(and, with url, `api_key_env`), nothing else", "e.g. `prod: {url: ${QDRANT_URL}, api_key_env: QDRANT_API_KEY}`")])
     problems = []
@@ -136,6 +157,12 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
     else:
         path = expand(entry["path"], "path")
         target = Target(path=str(project.parent / path) if not os.path.isabs(path) else path)
+    retry = entry.get("retry") or {}
+    if not isinstance(retry, dict) or set(retry) - {"attempts", "max_seconds", "timeout_s"} or \
+            not all(isinstance(value, (int, float)) and value > 0 for value in retry.values()):
+        problems.append(Problem(file, document.line_of(where + ("retry",)), ".".join(where + ("retry",)),
+                                "retry takes attempts, max_seconds and timeout_s, each a positive number",
+                                "e.g. `retry: {attempts: 8, max_seconds: 300, timeout_s: 60}`"))
     if problems:
         raise SpecError(problems)
-    return target
+    return dataclasses.replace(target, retry=RetryPolicy(**retry)) if retry else target

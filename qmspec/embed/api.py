@@ -172,7 +172,7 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-_exponential = tenacity.wait_exponential_jitter(initial=1, max=60, jitter=1)
+_exponential = tenacity.wait_exponential_jitter(multiplier=1, max=60, jitter=1)
 
 
 def _backoff(state: tenacity.RetryCallState) -> float:

@@ -1,0 +1,81 @@
+"""One retry policy for every call to Qdrant: exponential backoff with jitter (tenacity), bounded in attempts and in
+total time, for what passes (timeouts, dropped connections, 429 honouring Retry-After, 502/503/504, and Qdrant's
+"Please retry" consistency errors). Retrying is safe because every write qmspec makes is idempotent (insert-only,
+or an upsert of the same id with the same values). Anything else fails at once with the server's own message."""
+from __future__ import annotations
+
+import time
+import tenacity
+
+from .errors import QdrantAccessError
+from .project import RetryPolicy
+
+TRANSIENT_STATUS = {429, 502, 503, 504}
+
+
+def transient(error: BaseException) -> bool:
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(error, ResourceExhaustedResponse):  # 429, as qdrant-client reports it
+        return True
+    if isinstance(error, UnexpectedResponse):
+        return error.status_code in TRANSIENT_STATUS or b"Please retry" in (error.content or b"")
+    if isinstance(error, ResponseHandlingException):  # wraps httpx timeouts and connection errors
+        return True
+    try:
+        import httpx
+
+        if isinstance(error, httpx.TransportError):
+            return True
+    except ImportError:
+        pass
+    code = getattr(error, "code", None)  # grpc.RpcError
+    return callable(code) and getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+
+
+def retry_after(error: BaseException) -> float | None:
+    if getattr(error, "retry_after_s", None) is not None:
+        return float(error.retry_after_s)
+    headers = getattr(error, "headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("retry-after"))) if headers.get("retry-after") is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class RetryingClient:
+    """A QdrantClient whose every method call goes through the policy."""
+
+    def __init__(self, client, policy: RetryPolicy, where: str):
+        self._client, self._policy, self._where = client, policy, where
+        self._backoff = tenacity.wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait)
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_") or name == "close":
+            return attribute
+
+        def call(*args, **kwargs):
+            return self._call(name, attribute, args, kwargs)
+
+        return call
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        asked = retry_after(state.outcome.exception()) if state.outcome else None
+        return min(asked, self._policy.max_wait * 10) if asked is not None else self._backoff(state)
+
+    def _call(self, name: str, method, args, kwargs):
+        policy, started = self._policy, time.monotonic()
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(transient), wait=self._wait, reraise=True,
+                                     stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.max_seconds))
+        try:
+            return retrying(method, *args, **kwargs)
+        except Exception as error:
+            if not transient(error):
+                raise
+            attempts = retrying.statistics.get("attempt_number", policy.attempts)
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise QdrantAccessError(f"{name} on the {self._where} kept failing: {first}, after {attempts} attempt(s) over "
+                                    f"{time.monotonic() - started:.0f}s (retry budget: {policy.attempts} attempts, "
+                                    f"{policy.max_seconds:.0f}s); the journal is resumable: run the same command again") from None
