@@ -22,10 +22,11 @@ def open_client(target: Target, environ=None):
         if target.embedded:
             client = QdrantClient(path=target.path)
         else:
+            api_key = environ.get(target.api_key_env) if target.api_key_env else None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                client = QdrantClient(url=target.url, api_key=(environ.get(target.api_key_env) if target.api_key_env else None) or None,
-                                      timeout=max(1, int(target.retry.timeout_s)), cloud_inference=target.cloud_inference)
+                client = QdrantClient(url=target.url, api_key=api_key or None, timeout=max(1, int(target.retry.timeout_s)),
+                                      cloud_inference=target.cloud_inference)
             if any("insecure connection" in str(warning.message) for warning in caught):
                 print(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
                       "use https", file=sys.stderr)
