@@ -70,11 +70,10 @@ class ApplicationWrites:
     deleted: set = field(default_factory=set)
 
     @classmethod
-    def find(cls, client, step, baseline, page_size: int) -> ApplicationWrites:
+    def find(cls, step, baseline, source: dict | None, target: dict | None) -> ApplicationWrites:
+        """From the payload hashes of source and target and the baseline of what qmspec wrote."""
         if not (step.source and baseline is not None and baseline.known):
             return cls()
-        source = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.source, page_size) for p in page}
-        target = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
         return cls(inserted={pid for pid in target if pid not in source and target[pid] != baseline.get(pid)},
                    changed={pid for pid in target if pid in source and target[pid] != baseline.get(pid)},
                    deleted={pid for pid in source if pid not in target and baseline.get(pid) is not None})
@@ -90,7 +89,10 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
     the metadata records which model, never where its weights lie here. `log` hears each check as it starts.
     `baseline` records what qmspec wrote, so points the application wrote to the target are told apart."""
     checks = []
-    application = ApplicationWrites.find(client, step, baseline, page_size)
+    expected = actual = None  # payload hashes of the source and the target: scrolled once, read by two checks
+    if step.payload_mode != "off" or (step.source and baseline is not None and baseline.known):
+        expected, actual = _expected_payload_hashes(client, step, page_size), _hashes(client, step.target, page_size)
+    application = ApplicationWrites.find(step, baseline, expected, actual)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
     planned += [f"search on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
     log(f"      checking {', '.join(planned) or 'nothing'}")
@@ -99,7 +101,7 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
     for name in step.vectors:
         checks.append(check_vector_complete(client, step.target, name))
     if step.payload_mode != "off":
-        checks.append(check_payloads(client, step, page_size, application))
+        checks.append(check_payloads(step, expected, actual, application))
     if step.search:
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
@@ -128,9 +130,7 @@ def check_vector_complete(client, collection: str, vector: str) -> Check:
     return Check(f"vector {vector}", having == total, f"{having:,} of {total:,} points have it", {"with_vector": having, "total": total})
 
 
-def check_payloads(client, step, page_size: int, application: ApplicationWrites) -> Check:
-    expected = _expected_payload_hashes(client, step, page_size)
-    actual = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
+def check_payloads(step, expected: dict, actual: dict, application: ApplicationWrites) -> Check:
     ids = sorted(set(expected) - application.changed - application.deleted, key=str)
     if step.payload_mode == "sample" and len(ids) > step.payload_sample:
         ids = random.Random(0).sample(ids, step.payload_sample)
@@ -142,11 +142,13 @@ def check_payloads(client, step, page_size: int, application: ApplicationWrites)
 
 
 def _expected_payload_hashes(client, step, page_size: int) -> dict:
-    if step.source:
-        return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.source, page_size) for p in page}
-    if step.source_files:
+    if step.source_files and not step.source:
         return {pid: payload_hash(payload) for path in step.source_files for _, pid, payload in read_records(path, step.id_field)}
-    return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, page_size) for p in page}
+    return _hashes(client, step.source or step.target, page_size)
+
+
+def _hashes(client, collection: str, page_size: int) -> dict:
+    return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, collection, page_size) for p in page}
 
 
 def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
