@@ -101,18 +101,23 @@ class EmbeddingServer:
                                 '"usage":{"prompt_tokens":0,"total_tokens":0}}')
 
             def _send(self, status: int, payload: dict | str, headers: dict | None = None) -> None:
-                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-                try:
-                    self.send_response(status)
-                    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
-                    pass
+                send_json(self, status, payload, headers)
 
         return Handler
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict | str, headers: dict | None = None) -> None:
+    """Answer with JSON (a dict, or text already encoded), unless the client gave up waiting (a timeout test)."""
+    data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+    try:
+        handler.send_response(status)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def hash_embed(size: int = 16) -> Callable[[list[str]], np.ndarray]:

@@ -3,7 +3,6 @@ after injected faults (503, 429 with Retry-After, a hang, a reset connection), a
 client fails its first calls."""
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -16,6 +15,8 @@ from qmspec.connect import open_client
 from qmspec.errors import QdrantAccessError
 from qmspec.project import RetryPolicy, Target
 from qmspec.retry import RetryingClient
+
+from .embedding_server import send_json
 
 FAST = RetryPolicy(attempts=4, max_seconds=20, timeout_s=1, initial_wait=0.05, max_wait=0.2)
 
@@ -46,16 +47,7 @@ class FakeQdrant:
                 self._send(200, {"title": "qdrant - vector search engine", "version": "1.15.0"})
 
             def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                send_json(self, status, body, headers)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
