@@ -559,14 +559,14 @@ def inspect(aliases, out_dir, connection):
 @connection_options
 def drift(spec_path, fmt, detailed_exitcode, state, connection):
     """Report where live state moved away from the spec and from the last apply."""
-    from .reports.drift import drift as find_drift, render_drift
+    from .reports.drift import drift as find_drift, not_applicable, render_drift
 
     spec, target = connection.spec_and_target(spec_path)
     with session(target, state, spec.alias, None) as (client, store):
         live = _observe(target, focus=[spec.collection], focus_aliases=[spec.alias], client=client)
         found = find_drift(spec, live, store.read(spec.alias))
-    click.echo(render_drift(spec.alias, found, fmt, f"no drift: {target.describe()} matches {spec_path} and the last apply"),
-               nl=False)
+    click.echo(render_drift(spec.alias, found, fmt, f"no drift: {target.describe()} matches {spec_path} and the last apply",
+                            not_applicable(spec, live)), nl=False)
     sys.exit(EXIT_CHANGES if found and detailed_exitcode else EXIT_OK)
 
 

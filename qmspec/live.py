@@ -39,7 +39,7 @@ def read_live_state(client, embedded: bool, focus: list[str] | None = None, focu
     names = sorted(c.name for c in client.get_collections().collections if c.name != STATE_COLLECTION)
     aliases = {alias.alias_name: alias.collection_name for alias in client.get_aliases().aliases}
     focus_set = set(names if focus is None else focus) | {aliases[a] for a in focus_aliases if a in aliases}
-    collections = {name: read_collection(client, name, exact=name in focus_set) for name in names}
+    collections = {name: read_collection(client, name, exact=name in focus_set, embedded=embedded) for name in names}
     return LiveState(
         server_version=_server_version(client),
         embedded=embedded,
@@ -56,7 +56,7 @@ def _server_version(client) -> str | None:
         return None
 
 
-def read_collection(client, name: str, exact: bool) -> LiveCollection:
+def read_collection(client, name: str, exact: bool, embedded: bool = False) -> LiveCollection:
     info = client.get_collection(name)
     params = info.config.params
     points = client.count(name, exact=True).count if exact else (info.points_count or 0)
@@ -68,22 +68,47 @@ def read_collection(client, name: str, exact: bool) -> LiveCollection:
                 name=vector_name,
                 modifier=_value(sparse.modifier) or "none",
                 on_disk=bool(sparse.index and sparse.index.on_disk),
+                index={key: value for key, value in _plain(sparse.index).items() if key in ("full_scan_threshold", "datatype")},
             )
             for vector_name, sparse in sorted((params.sparse_vectors or {}).items())
         ),
         points=points,
         points_exact=exact,
-        settings=CollectionSettings(
-            hnsw=_plain(info.config.hnsw_config),
-            optimizers=_plain(info.config.optimizer_config),
-            quantization=_plain(info.config.quantization_config) or None,
-            on_disk_payload=params.on_disk_payload,
-            replication_factor=params.replication_factor,
-            write_consistency_factor=params.write_consistency_factor,
-        ),
+        # the embedded store answers fixed defaults for the settings it ignores: reporting them would be invented state
+        settings=CollectionSettings() if embedded else _settings(client, name, info),
         metadata=dict(info.config.metadata or {}),
         status=_value(info.status) or "green",
     )
+
+
+def _settings(client, name: str, info) -> CollectionSettings:
+    config, params = info.config, info.config.params
+    sharding = _value(params.sharding_method)
+    return CollectionSettings(
+        hnsw=_plain(config.hnsw_config),
+        optimizers=_plain(config.optimizer_config),
+        quantization=_plain(config.quantization_config) or None,
+        on_disk_payload=params.on_disk_payload,
+        replication_factor=params.replication_factor,
+        write_consistency_factor=params.write_consistency_factor,
+        strict_mode=_plain(getattr(config, "strict_mode_config", None)),
+        wal=_plain(config.wal_config),
+        shard_number=params.shard_number,
+        sharding_method=sharding,
+        shard_keys=_shard_keys(client, name) if sharding == "custom" else (),
+        payload_indexes={field: payload_index(index) for field, index in sorted((info.payload_schema or {}).items())},
+    )
+
+
+def payload_index(info) -> dict:
+    """A live payload index in the spec's form: {"type": ..., options}; `points` is a count, not a setting."""
+    params = _plain(info.params) if info.params is not None else {}
+    return {"type": _value(info.data_type)} | {key: value for key, value in params.items() if key != "type"}
+
+
+def _shard_keys(client, name: str) -> tuple:
+    keys = client.list_shard_keys(name).shard_keys or []
+    return tuple(sorted((getattr(key, "key", key) for key in keys), key=str))
 
 
 def _dense_vectors(vectors) -> tuple[LiveDenseVector, ...]:

@@ -10,7 +10,10 @@ live.yaml:
         points: 20
         models: {dense: sentence-transformers/all-MiniLM-L6-v2}   # stamped as qmspec metadata
         metadata: {...}                                   # raw metadata instead of `models`
+        settings: {payload_indexes: {...}, shard_number: 3, strict_mode: {...}}   # only with `server: true`
     aliases: {docs: docs_v1}
+    server: true    # the state was recorded from a Qdrant server: the planner is told so, and each collection's
+                    # `settings` (what the embedded store cannot hold: indexes, shards, strict mode) are laid over it
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from qdrant_client import QdrantClient, models
 from qmspec.project import Target
 from qmspec.live import observe
 from qmspec.planning.livestate import METADATA_KEY, LiveState
+from qmspec.planning.settings import CollectionSettings, index_schema
 
 
 def build_store(path: str, description: dict) -> None:
@@ -89,7 +93,16 @@ def observe_scenario(store_path: str, description: dict, files: tuple[str, ...] 
     live = observe(Target(path=store_path), files=files)
     if "server_version" in description:
         live = dataclasses.replace(live, server_version=str(description["server_version"]))
+    if description.get("server"):
+        collections = {name: dataclasses.replace(collection, settings=recorded_settings(description["collections"][name].get("settings") or {}))
+                       for name, collection in live.collections.items()}
+        live = dataclasses.replace(live, embedded=False, collections=collections)
     return live
+
+
+def recorded_settings(values: dict) -> CollectionSettings:
+    indexes = {field: index_schema(schema) for field, schema in (values.get("payload_indexes") or {}).items()}
+    return CollectionSettings(**values | {"payload_indexes": indexes, "shard_keys": tuple(values.get("shard_keys", ()))})
 
 
 def load_description(path) -> dict:

@@ -7,7 +7,8 @@ import time
 from qdrant_client import models
 
 from ..errors import QmspecError
-from ..planning.settings import PLAIN
+from ..live import payload_index
+from ..planning.settings import PLAIN, subset_differs
 
 READY_TIMEOUT_S = 600
 
@@ -31,10 +32,25 @@ def multivector_config(config: dict) -> models.MultiVectorConfig | None:
 
 
 def sparse_params(config: dict) -> models.SparseVectorParams:
+    index = (config.get("index") or {}) | ({"on_disk": True} if config.get("on_disk") else {})
     return models.SparseVectorParams(
         modifier=models.Modifier.IDF if config.get("modifier") == "idf" else None,
-        index=models.SparseIndexParams(on_disk=True) if config.get("on_disk") else None,
+        index=models.SparseIndexParams(**index) if index else None,
     )
+
+
+INDEX_PARAMS = {
+    "keyword": models.KeywordIndexParams, "integer": models.IntegerIndexParams, "float": models.FloatIndexParams,
+    "bool": models.BoolIndexParams, "geo": models.GeoIndexParams, "datetime": models.DatetimeIndexParams,
+    "uuid": models.UuidIndexParams, "text": models.TextIndexParams,
+}
+
+
+def payload_index_params(schema: dict):
+    """{"type": "keyword", "is_tenant": true} -> KeywordIndexParams; a bare type stays a PayloadSchemaType."""
+    if set(schema) == {"type"}:
+        return models.PayloadSchemaType(schema["type"])
+    return INDEX_PARAMS[schema["type"]](**schema)
 
 
 def quantization_config(value: dict | None, for_update: bool = False):
@@ -63,9 +79,35 @@ def create_collection(client, name: str, vectors: dict, sparse_vectors: dict, se
         hnsw_config=models.HnswConfigDiff(**hnsw) if hnsw else None,
         optimizers_config=models.OptimizersConfigDiff(**optimizers) if optimizers else None,
         quantization_config=quantization_config(settings.get("quantization")),
+        strict_mode_config=models.StrictModeConfig(**settings["strict_mode"]) if settings.get("strict_mode") else None,
+        wal_config=models.WalConfigDiff(**settings["wal"]) if settings.get("wal") else None,
+        shard_number=settings.get("shard_number"),
+        sharding_method=models.ShardingMethod(settings["sharding_method"]) if settings.get("sharding_method") else None,
         **{key: settings.get(key) for key in PLAIN},
         metadata=metadata,
     )
+
+
+def set_payload_index(client, collection: str, field: str, schema: dict | None) -> bool:
+    """Make `field`'s index `schema` (None: no index). Returns whether anything changed; an index of another kind is
+    dropped first, since Qdrant keeps one index per field."""
+    current = client.get_collection(collection).payload_schema.get(field)
+    if current is not None:
+        if schema is not None and not subset_differs(schema, payload_index(current)):
+            return False
+        client.delete_payload_index(collection, field, wait=True)
+    if schema is not None:
+        client.create_payload_index(collection, field, field_schema=payload_index_params(schema), wait=True)
+    return current is not None or schema is not None
+
+
+def create_shard_keys(client, collection: str, keys) -> list:
+    """Create the keys the collection lacks; returns those created."""
+    existing = {getattr(key, "key", key) for key in (client.list_shard_keys(collection).shard_keys or [])}
+    missing = [key for key in keys if key not in existing]
+    for key in missing:
+        client.create_shard_key(collection, key)
+    return missing
 
 
 def vector_names(client, collection: str) -> set[str]:
@@ -90,7 +132,7 @@ def update_collection(client, collection: str, changes: dict) -> bool:
                for name, diff in (changes.get("vectors") or {}).items()}
     sparse = {name: models.SparseVectorParams(
         modifier=(models.Modifier.IDF if diff["modifier"] == "idf" else models.Modifier.NONE) if "modifier" in diff else None,
-        index=models.SparseIndexParams(on_disk=diff["on_disk"]) if "on_disk" in diff else None)
+        index=models.SparseIndexParams(**_sparse_index(diff)) if _sparse_index(diff) else None)
         for name, diff in (changes.get("sparse_vectors") or {}).items()}
     return bool(client.update_collection(
         collection,
@@ -100,8 +142,13 @@ def update_collection(client, collection: str, changes: dict) -> bool:
         collection_params=models.CollectionParamsDiff(**params) if params else None,
         vectors_config=vectors or None,
         sparse_vectors_config=sparse or None,
+        strict_mode_config=models.StrictModeConfig(**changes["strict_mode"]) if changes.get("strict_mode") else None,
         metadata=changes.get("metadata"),
     ))
+
+
+def _sparse_index(diff: dict) -> dict:
+    return (diff.get("index") or {}) | ({"on_disk": diff["on_disk"]} if "on_disk" in diff else {})
 
 
 def create_vector(client, collection: str, vector: str, sparse: bool, config: dict) -> None:

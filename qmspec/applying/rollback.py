@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import QmspecError
-from ..planning.plan import CreateCollection, UpdateCollection
+from ..planning.plan import CreateCollection, SetPayloadIndex, UpdateCollection
 from ..planning.record import ApplyRecord
 from . import qdrant_ops
 from .journal import Journal
@@ -43,9 +43,15 @@ def plan_rollback(client, journal: Journal, drop_new: bool) -> list[Undo]:
                                   "(deleted by cleanup?); there is nothing to point it back at. Plan a new migration instead")
         undo.append(Undo(f"alias {plan.alias}: {current} -> {before}" if before else f"alias {plan.alias} removed (it did not exist before)",
                          lambda: qdrant_ops.point_alias(client, plan.alias, current, before)))
+    created_here = {step.collection for step in plan.steps if isinstance(step, CreateCollection)}
     for step, record in zip(plan.steps, active.steps):
-        if isinstance(step, UpdateCollection) and record.status != "pending" and step.collection in existing:
+        if record.status == "pending" or getattr(step, "collection", None) not in existing - created_here:
+            continue
+        if isinstance(step, UpdateCollection):
             undo.append(Undo(f"{step.collection}: settings restored", _restore(client, step)))
+        elif isinstance(step, SetPayloadIndex):
+            undo.append(Undo(f"{step.collection}: index on {step.field!r} restored to {step.previous or 'none'}",
+                             lambda step=step: qdrant_ops.set_payload_index(client, step.collection, step.field, step.previous)))
     never_served = active.unfinished and not moved
     for step, record in zip(plan.steps, active.steps):
         created = (record.result or {}).get("created", record.status != "pending")

@@ -5,6 +5,7 @@ only after the batch was written, so a resumed step re-sends at most the batches
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,14 +17,14 @@ from ..embed import get_embedder, is_loaded
 from ..embed.vectors import carried_vectors, fit_linear_map, map_recall
 from ..errors import QmspecError
 from ..planning.modelfacts import model_needs
-from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
-                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, StepTable, SwapAlias, UpdateCollection, Verify)
+from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, StepTable, SwapAlias, UpdateCollection, Verify)
 from ..sourcefiles import read_records
 from . import qdrant_ops
 from .baseline import Baseline
 from .journal import Journal, fault_point
 from .progress import Progress
-from .transfer import payload_hash, pipelined, scroll_pages, update_vectors, upload
+from .transfer import OnShardKey, payload_hash, pipelined, scroll_pages, update_vectors, upload
 from .verify import VerificationFailed, verify
 
 ADAPTER_DIR = ".qmspec/adapters"
@@ -71,6 +72,17 @@ def create_collection(step: CreateCollection, run: Run) -> dict:
     qdrant_ops.create_collection(run.client, step.collection, step.vectors, step.sparse_vectors, step.settings,
                                  step.deferred_indexing, step.metadata)
     return {"created": True}
+
+
+@execute.register(CreateShardKeys)
+def create_shard_keys(step: CreateShardKeys, run: Run) -> dict:
+    return {"created": qdrant_ops.create_shard_keys(run.client, step.collection, step.keys)}
+
+
+@execute.register(SetPayloadIndex)
+def set_payload_index(step: SetPayloadIndex, run: Run) -> dict:
+    """Waits for the index to be built: a swap before that would serve filtered queries without it."""
+    return {"changed": qdrant_ops.set_payload_index(run.client, step.collection, step.field, step.schema)}
 
 
 @execute.register(LoadFiles)
@@ -163,28 +175,46 @@ def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[Callable[[list], li
 @execute.register(CopyPoints)
 def copy_points(step: CopyPoints, run: Run) -> dict:
     """Scroll the source (vectors only where they are carried), insert-only into the target, checkpoint the offset
-    after each page: a resumed copy re-sends at most the pages in flight, which insert-only mode makes harmless."""
+    after each page: a resumed copy re-sends at most the pages in flight, which insert-only mode makes harmless.
+    With custom sharding, one shard key after the other, each point written to the key it had."""
     position = run.checkpoint() or {"offset": None, "copied": 0}
     if position.get("done"):
         return {"points": position["copied"]}
     to_points, with_vectors = _carrying(run, step)
     progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
-
-    def checkpoint(next_offset, done: int) -> None:
-        run.save_checkpoint({"offset": next_offset, "copied": position["copied"] + done, "done": next_offset is None})
-        progress.update(position["copied"] + done)
-
     baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
-    write = _writer(run, step.target, step)
+    copied = position["copied"]
+    for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "copied", progress):
+        write = _writer(keyed, step.target, step)
 
-    def write_and_record(rows: list) -> None:  # recorded after the write: a resumed copy sends those pages again
-        write(rows)
-        baseline.record(rows)
+        def write_and_record(rows: list, write=write) -> None:  # recorded after the write: a resumed copy sends those pages again
+            write(rows)
+            baseline.record(rows)
 
-    pages = scroll_pages(run.client, step.source, step.scroll_page, position["offset"], True, with_vectors)
-    copied = position["copied"] + pipelined(pages, to_points, write_and_record, checkpoint)
+        pages = scroll_pages(keyed.client, step.source, step.scroll_page, offset, True, with_vectors)
+        copied += pipelined(pages, to_points, write_and_record, checkpoint)
     progress.update(copied, final=True)
     return {"points": copied}
+
+
+def _per_shard_key(run: Run, keys: tuple, position: dict, counter: str, progress: Progress):
+    """(run, offset to resume from, checkpoint) for each shard key left, the run's client addressing that key; one
+    pass with the run itself where the collection has no custom sharding. The checkpoint records the key, the
+    offset within it and the running count, and `done` once the last key is through."""
+    keys = tuple(keys) or (None,)
+    start = position.get("key", 0)
+    before = position[counter]
+    for index in range(start, len(keys)):
+        keyed = run if keys[index] is None else dataclasses.replace(run, client=OnShardKey(run.client, keys[index]))
+
+        def checkpoint(next_offset, done: int, index=index, base=before) -> None:
+            finished = next_offset is None
+            run.save_checkpoint({"key": index + finished, "offset": next_offset, counter: base + done,
+                                 "done": finished and index == len(keys) - 1})
+            progress.update(base + done)
+
+        yield keyed, position.get("offset") if index == start else None, checkpoint
+        before = run.checkpoint()[counter] if run.checkpoint() else before
 
 
 def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[list], list]:
@@ -218,17 +248,13 @@ def embed_vectors(step: EmbedVectors, run: Run) -> dict:
     page_size = max(_scroll_page(run.plan), step.batch_size)
     selector = models.PayloadSelectorInclude(include=[step.text_field])
     progress = Progress(f"embed {step.vector}", step.points, run.log)
+    embedded = position["embedded"]
+    for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "embedded", progress):
+        def write(vectors: list, client=keyed.client) -> None:
+            update_vectors(client, step.collection, vectors, step.batch_size, step.parallel, run.embedded)
 
-    def write(vectors: list) -> None:
-        update_vectors(run.client, step.collection, vectors, step.batch_size, step.parallel, run.embedded)
-
-    def checkpoint(next_offset, done: int) -> None:
-        run.save_checkpoint({"offset": next_offset, "embedded": position["embedded"] + done, "done": next_offset is None})
-        progress.update(position["embedded"] + done)
-
-    pages = scroll_pages(run.client, step.collection, page_size, position["offset"], selector, False)
-    embedded = position["embedded"] + pipelined(
-        pages, lambda page: embed_points(embedder, page, step.vector, step.text_field, step.sparse), write, checkpoint)
+        pages = scroll_pages(keyed.client, step.collection, page_size, offset, selector, False)
+        embedded += pipelined(pages, lambda page: embed_points(embedder, page, step.vector, step.text_field, step.sparse), write, checkpoint)
     progress.update(embedded, final=True)
     return {"points": embedded}
 
@@ -269,7 +295,17 @@ def catch_up(step: CatchUp, run: Run) -> dict:
 def reconcile(step: CatchUp, run: Run) -> dict:
     """Carry into the target every change made in the source since qmspec wrote each point (edits, inserts, deletes),
     re-embedding what it rewrites, and leave every point the application changed in the target itself as it is.
-    Holds one hash per target point in memory."""
+    With custom sharding, shard key by shard key (a point that moved to another key is deleted from the old one and
+    added to the new). Holds one hash per target point of a key in memory."""
+    counts = {"changed": 0, "added": 0, "removed": 0, "kept": 0}
+    for key in step.shard_keys or (None,):
+        keyed = run if key is None else dataclasses.replace(run, client=OnShardKey(run.client, key))
+        for name, count in _reconcile_one(step, keyed).items():
+            counts[name] += count
+    return counts
+
+
+def _reconcile_one(step: CatchUp, run: Run) -> dict:
     client = run.client
     baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
     if not baseline.known:

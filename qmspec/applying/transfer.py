@@ -2,6 +2,7 @@
 streams, hash payloads for parity checks, and overlap reading, embedding and writing."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import queue
@@ -143,3 +144,20 @@ class SerializedClient:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+class OnShardKey:
+    """A client whose point reads and writes address one shard key of a custom-sharded collection, so a copy puts
+    every point on the key it had (Qdrant's migration tool copies shard key by shard key the same way)."""
+
+    KEYED = frozenset({"scroll", "count", "retrieve", "upsert", "update_vectors", "delete"})
+
+    def __init__(self, client, key):
+        self._client = client
+        self._key = key
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name in self.KEYED:
+            return functools.partial(attribute, shard_key_selector=self._key)
+        return attribute

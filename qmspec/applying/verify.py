@@ -10,6 +10,9 @@ from qdrant_client import models
 
 from ..embed import get_embedder
 from ..errors import QmspecError
+from ..live import read_collection
+from ..planning.flow import compact
+from ..planning.settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
 from ..sourcefiles import read_records
 from .search import here, is_sparse, recorded_models, search_ids
 from .transfer import payload_hash, scroll_pages
@@ -95,7 +98,10 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
     application = ApplicationWrites.find(step, baseline, expected, actual)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
     planned += [f"search on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
+    planned += ["settings"] * bool(step.settings)
     log(f"      checking {', '.join(planned) or 'nothing'}")
+    if step.settings:
+        checks.append(check_settings(client, step))
     if step.count:
         checks.append(check_count(client, step, application))
     for name in step.vectors:
@@ -107,6 +113,21 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
     if step.sparse:
         checks.append(check_search(client, step, step.sparse, True, local or {}))
     return Report(step.target, step.source, checks)
+
+
+def check_settings(client, step) -> Check:
+    """Setting by setting, that the target has what the plan asked for (stated or kept from the old collection): a
+    server can refuse or adjust a setting without failing the call that sent it."""
+    stated = dict(step.settings)
+    wanted = CollectionSettings(**{**stated, PAYLOAD_INDEXES: stated.get(PAYLOAD_INDEXES, {}), SHARD_KEYS: tuple(stated.get(SHARD_KEYS, ()))})
+    live = read_collection(client, step.target, exact=False).settings
+    differences = [f"{name}: {compact(value)} (wanted {compact(wanted_value)})" for name, value, wanted_value in wanted.differences(live)]
+    differences += [f"payload index {field}: {compact(value or {})} (wanted {compact(wanted_value)})"
+                    for field, value, wanted_value in wanted.index_differences(live)]
+    differences += [f"shard key {key}: missing" for key in wanted.missing_shard_keys(live)]
+    checked = len(stated) - (PAYLOAD_INDEXES in stated) + len(stated.get(PAYLOAD_INDEXES, {}))
+    detail = "; ".join(differences) if differences else f"{checked} settings and indexes as planned ({', '.join(stated)})"
+    return Check("settings", not differences, detail, {"differences": differences})
 
 
 def expected_count(client, step) -> int:

@@ -27,3 +27,19 @@ def supports(server_version: str | None, feature: str) -> bool:
     version = parse_version(server_version)
     return version is None or version >= SINCE[feature]
 
+
+
+# The embedded store (qdrant-client local mode) keeps points, vectors, aliases and metadata, but neither applies nor
+# reports these: it builds no HNSW graph, quantizes nothing, has one shard and no payload index. Plans, verify and
+# drift say "not applicable on the embedded store" for them instead of planning a step that cannot take effect.
+NOT_ON_EMBEDDED = frozenset({
+    "hnsw", "optimizers", "quantization", "strict_mode", "wal", "on_disk_payload", "replication_factor",
+    "write_consistency_factor", "shard_number", "sharding_method", "shard_keys", "payload_indexes",
+})
+VECTOR_NOT_ON_EMBEDDED = frozenset({"hnsw", "quantization"})
+NOT_APPLICABLE_EMBEDDED = "not applicable on the embedded store"
+
+
+def applies(setting: str, embedded: bool, vector: bool = False) -> bool:
+    """Whether the connected store applies `setting` (a collection setting, or a vector's with vector=True)."""
+    return not embedded or setting not in (VECTOR_NOT_ON_EMBEDDED if vector else NOT_ON_EMBEDDED)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector
-from .settings import quantization_differs, subset_differs
+from .capabilities import applies
+from .settings import CREATE_ONLY, PAYLOAD_INDEXES, SHARD_KEYS, quantization_differs, subset_differs
 from .spec import IDENTITY_KEYS, DenseVectorSpec, Spec, SparseVectorSpec
 
 SHAPE_FIELDS = ("size", "distance", "multivector", "datatype")  # Qdrant cannot change these in place
@@ -68,6 +69,41 @@ class CollectionSetting(Change):
     kind: ClassVar[str] = "collection_setting"
 
 
+@dataclass(frozen=True)
+class CreateOnlySetting(Change):
+    """Shard number, sharding method, WAL: Qdrant fixes them when the collection is created."""
+
+    kind: ClassVar[str] = "create_only_setting"
+
+
+@dataclass(frozen=True)
+class PayloadIndexChanged(Change):
+    """`field` is the payload field; old/new are index schemas, None where there is no index (new None: drop it)."""
+
+    kind: ClassVar[str] = "payload_index"
+
+
+@dataclass(frozen=True)
+class ShardKeysMissing(Change):
+    kind: ClassVar[str] = "shard_keys"
+
+
+def setting_name(change: Change) -> str:
+    """The setting a change is about, as capabilities.applies knows it."""
+    if isinstance(change, PayloadIndexChanged):
+        return PAYLOAD_INDEXES
+    return change.field or ""
+
+
+def applicable(change: Change, embedded: bool) -> bool:
+    """False for changes the connected store would ignore (see capabilities.NOT_ON_EMBEDDED)."""
+    if isinstance(change, (CollectionSetting, CreateOnlySetting, PayloadIndexChanged, ShardKeysMissing)):
+        return applies(setting_name(change), embedded)
+    if isinstance(change, VectorSetting):
+        return applies(change.field, embedded, vector=True)
+    return True
+
+
 def diff_collection(spec: Spec, live: LiveCollection) -> list[Change]:
     changes: list[Change] = []
     if live.unnamed:
@@ -81,7 +117,18 @@ def diff_collection(spec: Spec, live: LiveCollection) -> list[Change]:
         current = live.vector(vector.name)
         if isinstance(current, LiveSparseVector):
             changes += _sparse_changes(vector, current, live)
-    changes += [CollectionSetting(field=name, old=old, new=new) for name, old, new in spec.settings.differences(live.settings)]
+    changes += settings_changes(spec, live)
+    return changes
+
+
+def settings_changes(spec: Spec, live: LiveCollection) -> list[Change]:
+    wanted, actual = spec.settings, live.settings
+    changes: list[Change] = [(CreateOnlySetting if name in CREATE_ONLY else CollectionSetting)(field=name, old=old, new=new)
+                             for name, old, new in wanted.differences(actual)]
+    changes += [PayloadIndexChanged(field=name, old=old, new=new) for name, old, new in wanted.index_differences(actual)]
+    missing = wanted.missing_shard_keys(actual)
+    if missing:
+        changes.append(ShardKeysMissing(field=SHARD_KEYS, old=list(actual.shard_keys), new=missing))
     return changes
 
 
@@ -124,6 +171,8 @@ def _sparse_changes(vector: SparseVectorSpec, current: LiveSparseVector, live: L
         changes.append(VectorSetting(vector=vector.name, field="modifier", old=current.modifier, new=vector.modifier, sparse=True))
     if vector.on_disk != current.on_disk:
         changes.append(VectorSetting(vector=vector.name, field="on_disk", old=current.on_disk, new=vector.on_disk, sparse=True))
+    if subset_differs(vector.index, current.index):
+        changes.append(VectorSetting(vector=vector.name, field="index", old=current.index, new=vector.index, sparse=True))
     return changes
 
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from .settings import CollectionSettings
+from .settings import PINNED_WHEN_SET, CollectionSettings
 
 METADATA_KEY = "qmspec"  # collection metadata qmspec stamps: {"qmspec": {"spec_hash", "alias", "vectors": {...}}}
 
@@ -36,6 +36,7 @@ class LiveSparseVector:
     name: str
     modifier: str = "none"
     on_disk: bool = False
+    index: dict = field(default_factory=dict)  # full_scan_threshold, datatype
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class LiveState:
 
 
 def _pinned(collection: LiveCollection) -> dict:
-    """A collection's values with its settings at the top level, as plans saved before settings were grouped pin them."""
+    """A collection's values with its settings at the top level, as plans saved before settings were grouped pin them;
+    settings added later are pinned only when set, so saved plans of collections without them stay valid."""
     values = asdict(collection)
     settings = values.pop("settings")
-    return values | settings
+    return values | {name: value for name, value in settings.items() if name not in PINNED_WHEN_SET or value not in (None, {}, (), [])}

@@ -36,9 +36,31 @@ class CreateCollection(Step):
     collection: str
     vectors: dict  # name -> {size, distance, on_disk, datatype, multivector?, hnsw?, quantization?}
     sparse_vectors: dict  # name -> {modifier, on_disk}
-    settings: dict  # hnsw, optimizers, quantization, on_disk_payload, replication_factor, ...
+    settings: dict  # hnsw, optimizers, quantization, strict_mode, wal, shard_number, ...: inherited ones included
     deferred_indexing: dict  # what is switched off during the bulk load, e.g. {"hnsw": {"m": 0}}; {} for none
     metadata: dict
+    inherited_from: str | None = None  # the collection it replaces, whose settings it starts from
+    inherited: tuple[str, ...] = ()  # settings taken from it because the spec does not state them
+
+
+@dataclass(frozen=True)
+class SetPayloadIndex(Step):
+    """Create, change (drop and re-create) or drop (schema None) the index of one payload field."""
+
+    kind: ClassVar[str] = "set_payload_index"
+    collection: str
+    field: str
+    schema: dict | None  # {"type": "keyword", "is_tenant": true, ...}
+    previous: dict | None  # the index before, for rollback; None where there was none
+
+
+@dataclass(frozen=True)
+class CreateShardKeys(Step):
+    """Custom sharding: the shard keys points are written to, created before any point is."""
+
+    kind: ClassVar[str] = "create_shard_keys"
+    collection: str
+    keys: tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,7 @@ class CopyPoints(Step):
     scroll_page: int
     update_mode: str
     points: int
+    shard_keys: tuple[str | int, ...] = ()  # custom sharding: copied key by key, each point to the key it had
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,7 @@ class EmbedVectors(Step):
     batch_size: int
     parallel: int
     points: int
+    shard_keys: tuple[str | int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,7 @@ class CatchUp(Step):
     embed: dict  # as in copy_points: the vectors to re-embed for the points it rewrites
     batch_size: int
     scroll_page: int
+    shard_keys: tuple[str | int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,7 @@ class Verify(Step):
     payload_sample: int
     search: dict  # {} or {queries, using, k, min_overlap}
     sparse: dict
+    settings: dict = field(default_factory=dict)  # what the target must have before it serves: CollectionSettings.stated()
 
 
 @dataclass(frozen=True)
@@ -202,8 +228,8 @@ class StepTable:
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.kind: cls
-    for cls in (CreateCollection, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, UpdateCollection,
-                RestoreIndexing, Verify, SwapAlias, DeleteCollection)
+    for cls in (CreateCollection, CreateShardKeys, SetPayloadIndex, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector,
+                DeleteVector, UpdateCollection, RestoreIndexing, Verify, SwapAlias, DeleteCollection)
 }
 
 

@@ -12,12 +12,15 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import QmspecError
-from .diff import Change, CollectionSetting, ModelUnrecorded, VectorAdded, VectorRemoved, VectorSetting, diff_collection, same_model
+from .capabilities import NOT_APPLICABLE_EMBEDDED, applies
+from .diff import (Change, CollectionSetting, ModelUnrecorded, PayloadIndexChanged, ShardKeysMissing, VectorAdded, VectorRemoved, VectorSetting,
+                   applicable, diff_collection, same_model, setting_name)
 from .modelfacts import ModelFacts
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
-from .plan import (CatchUp, CopyPoints, LearnAdapter, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LoadFiles,
-                   Plan, RestoreIndexing, Step, SwapAlias, UpdateCollection, Verify)
+from .plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter,
+                   LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
 from .rules import RuleContext, check_rules
+from .settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
 from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
 
 DEFAULT_HNSW_M = 16
@@ -34,6 +37,7 @@ class Situation:
     target: LiveCollection | None
     source: LiveCollection | None
     models: dict  # model name -> ModelFacts from a preflight; empty when none ran
+    replaced: LiveCollection | None = None  # what the alias serves now, or else the source: a new collection starts from its settings
 
 
 def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, models: dict[str, ModelFacts] | None = None) -> Plan:
@@ -44,7 +48,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         steps = new_collection_steps(spec, live, situation, notes)
         changes: tuple[Change, ...] = ()
     else:
-        changes = tuple(diff_collection(spec, situation.target))
+        changes = tuple(_applicable(diff_collection(spec, situation.target), live, notes))
         steps = in_place_steps(spec, situation, changes, notes) + alias_steps(spec, live, situation)
     steps = tuple(steps)
     findings = check_rules(RuleContext(spec, live, situation.alias_target, situation.target, situation.source, changes, steps))
@@ -86,7 +90,27 @@ def assess(spec: Spec, live: LiveState) -> Situation:
     if target is None and spec.source.kind == "alias" and alias_target is None:
         raise PlanningError(f"alias {spec.alias!r} does not exist yet, so there is nothing to copy points from; "
                             f"add `source: {{files: [...]}}` to {spec.file} to load them from files")
-    return Situation(alias_target, target, live.collections.get(source_name) if source_name else None, {})
+    source = live.collections.get(source_name) if source_name else None
+    replaced = live.collections.get(alias_target) if alias_target and alias_target != spec.collection else source
+    return Situation(alias_target, target, source, {}, replaced)
+
+
+def _applicable(changes: list[Change], live: LiveState, notes: list[str]) -> list[Change]:
+    """The changes the connected store can make; the others become one note (the embedded store ignores HNSW,
+    quantization, payload indexes, ... and would report them as changed forever)."""
+    ignored = sorted({(f"{c.vector}." if c.vector else "") + setting_name(c) for c in changes if not applicable(c, live.embedded)})
+    if ignored:
+        notes.append(f"settings {', '.join(ignored)}: {NOT_APPLICABLE_EMBEDDED} (a Qdrant server applies them)")
+    return [change for change in changes if applicable(change, live.embedded)]
+
+
+def collection_settings(spec: Spec, situation: Situation) -> tuple[CollectionSettings, tuple[str, ...]]:
+    """A new collection's settings: the replaced collection's, with the spec's laid over them (kept by default, as
+    Qdrant's migration tool does), and the names of those inherited."""
+    base = situation.replaced
+    if base is None:
+        return spec.settings, ()
+    return spec.settings.over(base.settings), tuple(spec.settings.inherited_from(base.settings))
 
 
 # ---------------------------------------------------------------- a new collection
@@ -94,15 +118,29 @@ def assess(spec: Spec, live: LiveState) -> Situation:
 
 def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, notes: list[str]) -> list[Step]:
     migration = spec.migration
-    deferred, restored = _deferral(spec)
+    settings, inherited = collection_settings(spec, situation)
+    deferred, restored = _deferral(spec, settings)
+    wanted = settings.stated()
+    indexes = wanted.pop(PAYLOAD_INDEXES, {})
     steps: list[Step] = [CreateCollection(
         collection=spec.collection,
         vectors={v.name: _dense_config(v) for v in spec.vectors},
-        sparse_vectors={v.name: {"modifier": v.modifier, "on_disk": v.on_disk} for v in spec.sparse_vectors},
-        settings=spec.settings.stated(),
+        sparse_vectors={v.name: _sparse_config(v) for v in spec.sparse_vectors},
+        settings=wanted,
         deferred_indexing=deferred,
         metadata={},
+        inherited_from=situation.replaced.name if inherited else None,
+        inherited=inherited,
     )]
+    ignored = sorted(name for name in wanted if not applies(name, live.embedded)) + ([PAYLOAD_INDEXES] if indexes and live.embedded else [])
+    if ignored:
+        notes.append(f"settings {', '.join(ignored)}: {NOT_APPLICABLE_EMBEDDED} (created as stated; a Qdrant server applies them)")
+    if wanted.get(SHARD_KEYS) and applies(SHARD_KEYS, live.embedded):
+        steps.append(CreateShardKeys(spec.collection, tuple(wanted[SHARD_KEYS])))
+    # tenant and principal indexes shape how Qdrant lays out storage, so they come before the points; the others
+    # after the bulk load, before the HNSW graph is built, so the graph gets its payload-aware links
+    early, late = _payload_index_steps(spec.collection, {} if live.embedded else indexes)
+    steps += early
     source = situation.source
     carry: dict = {}
     embed: list[DenseVectorSpec | SparseVectorSpec] = []
@@ -128,16 +166,18 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
     else:
         points = source.points
         steps.append(CopyPoints(source.name, spec.collection, carry, on_copy, migration.batch_size, migration.parallel,
-                                migration.scroll_page, migration.update_mode, points))
+                                migration.scroll_page, migration.update_mode, points, _keys_to_copy(spec, source, settings)))
     if not on_copy:
-        steps += [_embed_step(spec, spec.collection, vector, points) for vector in embed]
+        steps += [_embed_step(spec, spec.collection, vector, points, settings) for vector in embed]
     if source is not None:
-        steps.append(CatchUp(source.name, spec.collection, carry, embedding, migration.batch_size, migration.scroll_page))
+        steps.append(CatchUp(source.name, spec.collection, carry, embedding, migration.batch_size, migration.scroll_page,
+                             _keys_to_copy(spec, source, settings)))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "immediately" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=()))
+    steps += late
     if deferred:
         steps.append(RestoreIndexing(spec.collection, restored))
-    steps.append(_verify_step(spec, source, points))
+    steps.append(_verify_step(spec, source, points, _checkable(settings.stated(), live)))
     steps.append(SwapAlias(spec.alias, situation.alias_target, spec.collection))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "after_verify" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=("verify", "swap_alias")))
@@ -210,6 +250,23 @@ def _same_shape(vector: DenseVectorSpec, stored: LiveDenseVector) -> bool:
     return (vector.size, vector.distance, vector.multivector) == (stored.size, stored.distance, stored.multivector)
 
 
+def _payload_index_steps(collection: str, indexes: dict) -> tuple[list[Step], list[Step]]:
+    early = [SetPayloadIndex(collection, name, schema, None) for name, schema in indexes.items()
+             if schema.get("is_tenant") or schema.get("is_principal")]
+    late = [SetPayloadIndex(collection, name, schema, None) for name, schema in indexes.items()
+            if not (schema.get("is_tenant") or schema.get("is_principal"))]
+    return early, late
+
+
+def _checkable(settings: dict, live: LiveState) -> dict:
+    """The settings verify can check on this store: the embedded one reports none of those it ignores."""
+    return {name: value for name, value in settings.items() if applies(name, live.embedded)}
+
+
+def _sparse_config(vector: SparseVectorSpec) -> dict:
+    return {"modifier": vector.modifier, "on_disk": vector.on_disk} | ({"index": vector.index} if vector.index else {})
+
+
 def _dense_config(vector: DenseVectorSpec) -> dict:
     config = {"size": vector.size, "distance": vector.distance, "on_disk": vector.on_disk, "datatype": vector.datatype}
     if vector.multivector:
@@ -221,14 +278,15 @@ def _dense_config(vector: DenseVectorSpec) -> dict:
     return config
 
 
-def _deferral(spec: Spec) -> tuple[dict, dict]:
-    """What the bulk load switches off, and what restores it: the spec's value or Qdrant's default."""
+def _deferral(spec: Spec, settings: CollectionSettings) -> tuple[dict, dict]:
+    """What the bulk load switches off, and what restores it: the new collection's value (stated or inherited) or
+    Qdrant's default."""
     mode = spec.migration.defer_indexing
     if mode == "hnsw_m0":
-        return {"hnsw": {"m": 0}}, {"hnsw": {"m": spec.settings.hnsw.get("m", DEFAULT_HNSW_M)}}
+        return {"hnsw": {"m": 0}}, {"hnsw": {"m": settings.hnsw.get("m", DEFAULT_HNSW_M)}}
     if mode == "indexing_threshold":
         return ({"optimizers": {"indexing_threshold": 0}},
-                {"optimizers": {"indexing_threshold": spec.settings.optimizers.get("indexing_threshold", DEFAULT_INDEXING_THRESHOLD)}})
+                {"optimizers": {"indexing_threshold": settings.optimizers.get("indexing_threshold", DEFAULT_INDEXING_THRESHOLD)}})
     return {}, {}
 
 
@@ -285,14 +343,29 @@ def embedding_args(vector) -> dict:
     return {"model": vector.model.settings, "text_field": vector.text_field, "sparse": isinstance(vector, SparseVectorSpec)}
 
 
-def _embed_step(spec: Spec, collection: str, vector, points: int) -> EmbedVectors:
+def _embed_step(spec: Spec, collection: str, vector, points: int, settings: CollectionSettings) -> EmbedVectors:
     args = embedding_args(vector)
     return EmbedVectors(collection=collection, vector=vector.name, sparse=args["sparse"], model=args["model"],
                         text_field=args["text_field"], batch_size=spec.migration.batch_size,
-                        parallel=spec.migration.parallel, points=points)
+                        parallel=spec.migration.parallel, points=points, shard_keys=_custom_keys(settings))
 
 
-def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Verify:
+def _custom_keys(settings: CollectionSettings) -> tuple:
+    return tuple(settings.shard_keys) if settings.sharding_method == "custom" else ()
+
+
+def _keys_to_copy(spec: Spec, source: LiveCollection, settings: CollectionSettings) -> tuple:
+    """The shard keys a copy goes through one by one: those of a custom-sharded source, when the new collection is
+    custom-sharded too (into an auto-sharded one, Qdrant places points by id)."""
+    if settings.sharding_method != "custom":
+        return ()
+    if source.settings.sharding_method != "custom":
+        raise PlanningError(f"{spec.collection} would use custom sharding, but {source.name} does not, so no point has a shard key "
+                            f"to be written to; remove `sharding_method: custom` from {spec.file}, or load the points with their keys yourself")
+    return _custom_keys(source.settings)
+
+
+def _verify_step(spec: Spec, source: LiveCollection | None, points: int, settings: dict) -> Verify:
     verify = spec.verify
     return Verify(
         source=source.name if source else None,
@@ -306,6 +379,7 @@ def _verify_step(spec: Spec, source: LiveCollection | None, points: int) -> Veri
         payload_sample=verify.payload_sample,
         search=_check_args(verify.search),
         sparse=_check_args(verify.sparse),
+        settings=settings,
     )
 
 
@@ -325,14 +399,19 @@ def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...]
     if update:
         steps.append(UpdateCollection(target.name, update, previous))
     for change in changes:
+        if isinstance(change, ShardKeysMissing):
+            steps.append(CreateShardKeys(target.name, tuple(change.new)))
+        elif isinstance(change, PayloadIndexChanged):
+            steps.append(SetPayloadIndex(target.name, change.field, change.new, change.old))
+    for change in changes:
         if isinstance(change, VectorAdded):
             vector = spec.vector(change.vector)
             if vector.carry_from:
                 raise PlanningError(f"{change.vector}: `carry` copies from another collection and needs a new one; "
                                     f"change `collection:` in {spec.file}, or embed it with `model:`")
-            config = {"modifier": vector.modifier} if change.sparse else _dense_config(vector)
+            config = {"modifier": vector.modifier} if change.sparse else _dense_config(vector)  # what create_vector_name takes
             steps.append(CreateVector(target.name, vector.name, change.sparse, config))
-            steps.append(_embed_step(spec, target.name, vector, target.points))
+            steps.append(_embed_step(spec, target.name, vector, target.points, target.settings))
         elif isinstance(change, VectorRemoved):
             steps.append(DeleteVector(target.name, change.vector, change.sparse))
         elif isinstance(change, ModelUnrecorded):
@@ -371,7 +450,7 @@ def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]
     if situation.alias_target == spec.collection:
         return []
     expected = situation.source.points if situation.source else situation.target.points
-    steps: list[Step] = [_verify_step(spec, situation.source, expected),
+    steps: list[Step] = [_verify_step(spec, situation.source, expected, _checkable(spec.settings.stated(), live)),
                          SwapAlias(spec.alias, situation.alias_target, spec.collection)]
     if spec.cleanup_old == "delete" and situation.alias_target:
         after = ("verify", "swap_alias") if spec.cleanup_when == "after_verify" else ()

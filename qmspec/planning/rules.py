@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import capabilities
-from .diff import Change, ModelChanged, VectorShape
+from .diff import Change, CreateOnlySetting, ModelChanged, VectorShape
 from .livestate import LiveCollection, LiveState
-from .plan import CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles, Step, SwapAlias, Verify
+from .plan import (CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles,
+                   SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
 from .spec import Spec
 
 LARGE_MULTIVECTOR_DIM = 96  # ColBERT-style token vectors: every point stores many of them
@@ -136,6 +137,15 @@ def shape_changed_in_place(ctx: RuleContext):
                "Qdrant cannot change it without re-creating the collection"), _vector_key(ctx.spec, change.vector)
 
 
+@rule("DS105", "error", "shard number, sharding method or WAL changed in place",
+      "give the collection a new name (`collection: <name>_v2`): qmspec creates it with the new setting, copies the points "
+      "and swaps the alias", allowable=False)
+def create_only_changed_in_place(ctx: RuleContext):
+    for change in _changes_of(ctx.changes, CreateOnlySetting):
+        yield (f"{change.field} {change.old} -> {change.new} on existing collection {ctx.target.name!r}; Qdrant fixes it "
+               "when a collection is created"), (change.field,)
+
+
 # ---------------------------------------------------------------- BC: breaking for clients
 
 
@@ -177,6 +187,56 @@ def alias_vector_names_differ(ctx: RuleContext):
         if missing:
             names = ", ".join("(unnamed)" if name == "" else repr(name) for name in missing)
             yield f"{swap.alias!r} now serves {names} which {swap.to_collection!r} will not have; queries using them fail", ("vectors",)
+
+
+@rule("BC204", "error", "the collection that will serve the alias lacks a payload index, shard key or strict mode of the current one",
+      "keep it (leave it out of the spec: a new collection inherits it, or state it), or drop it on purpose: "
+      "`payload_indexes: {<field>: none}`, `strict_mode: {enabled: false}`, or accept BC204 in `policy.allow`")
+def serving_loses_setting(ctx: RuleContext):
+    """Filtered queries slow down without their index, and strict mode (unindexed_filtering_retrieve: false) rejects
+    them; writes to a missing shard key fail."""
+    for swap in ctx.steps_of(SwapAlias):
+        current = ctx.live.collections.get(swap.from_collection or "")
+        if current is None or ctx.live.embedded:  # the embedded store has none of them
+            continue
+        indexes, strict, keys = _serving_after(ctx, swap.to_collection)
+        wanted = ctx.spec.settings
+        for field in current.settings.payload_indexes:
+            if field not in indexes and not (field in wanted.payload_indexes and wanted.payload_indexes[field] is None):
+                yield (f"{swap.to_collection!r} would serve {swap.alias!r} without the {current.settings.payload_indexes[field]['type']} "
+                       f"index on {field!r} that {current.name!r} has"), _stated_or_collection(ctx, "payload_indexes")
+        if current.settings.strict_mode.get("enabled") and not strict.get("enabled") and wanted.strict_mode.get("enabled") is not False:
+            yield (f"{swap.to_collection!r} would serve {swap.alias!r} without the strict mode {current.name!r} enforces"), \
+                _stated_or_collection(ctx, "strict_mode")
+        for key in current.settings.shard_keys:
+            if key not in keys:
+                yield (f"{swap.to_collection!r} would serve {swap.alias!r} without shard key {key!r} of {current.name!r}"), \
+                    _stated_or_collection(ctx, "shard_keys")
+
+
+def _stated_or_collection(ctx: RuleContext, key: str) -> tuple:
+    """Point at the spec's key where it is written, else at `collection:`, the line that moves the alias."""
+    return (key,) if ctx.spec.line_of(key) else ("collection",)
+
+
+def _serving_after(ctx: RuleContext, collection: str) -> tuple[set, dict, set]:
+    """The payload index fields, strict mode and shard keys `collection` will have once the plan ran."""
+    existing = ctx.live.collections.get(collection)
+    indexes = set(existing.settings.payload_indexes) if existing else set()
+    strict = dict(existing.settings.strict_mode) if existing else {}
+    keys = set(existing.settings.shard_keys) if existing else set()
+    for step in ctx.steps:
+        if getattr(step, "collection", None) != collection:
+            continue
+        if isinstance(step, CreateCollection):
+            strict |= step.settings.get("strict_mode", {})
+        elif isinstance(step, UpdateCollection):
+            strict |= step.changes.get("strict_mode", {})
+        elif isinstance(step, SetPayloadIndex):
+            (indexes.add if step.schema else indexes.discard)(step.field)
+        elif isinstance(step, CreateShardKeys):
+            keys |= set(step.keys)
+    return indexes, strict, keys
 
 
 # ---------------------------------------------------------------- MF: may fail or corrupt

@@ -20,7 +20,7 @@ import jsonschema
 
 from ..errors import Problem, SpecError
 from . import envvars
-from .settings import CollectionSettings
+from .settings import CollectionSettings, index_schema
 from .yamlpos import YamlDocument, YamlSyntaxError, line_of, load_yaml
 
 SCHEMA_PATH = Path(__file__).parent.parent / "qmspec.schema.json"
@@ -99,6 +99,7 @@ class SparseVectorSpec:
     model: ModelSpec | None = None
     text_field: str = DEFAULT_TEXT_FIELD
     carry_from: str | None = None
+    index: dict = field(default_factory=dict)  # full_scan_threshold, datatype
 
 
 @dataclass(frozen=True)
@@ -416,6 +417,7 @@ def _sparse(name: str, data: dict, context: _Context) -> SparseVectorSpec:
         model=_model(data.get("model"), "bm25", ("sparse_vectors", name, "model"), context),
         text_field=data.get("text_field", DEFAULT_TEXT_FIELD),
         carry_from=(data.get("carry") or {}).get("from"),
+        index=data.get("index", {}),
     )
 
 
@@ -473,6 +475,12 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             on_disk_payload=data.get("on_disk_payload"),
             replication_factor=data.get("replication_factor"),
             write_consistency_factor=data.get("write_consistency_factor"),
+            strict_mode=data.get("strict_mode", {}),
+            wal=data.get("wal", {}),
+            shard_number=data.get("shard_number"),
+            sharding_method=data.get("sharding_method"),
+            shard_keys=tuple(data.get("shard_keys", ())),
+            payload_indexes={name: index_schema(value) for name, value in data.get("payload_indexes", {}).items()},
         ),
         migration=MigrationSpec(**migration),
         verify=VerifySpec(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..planning.diff import diff_collection
+from ..planning.capabilities import NOT_APPLICABLE_EMBEDDED
+from ..planning.diff import applicable, diff_collection, setting_name
 from ..planning.livestate import LiveState
 from ..planning.record import AliasRecord
 from ..planning.spec import Spec
@@ -21,8 +22,8 @@ def drift(spec: Spec, live: LiveState, record: AliasRecord) -> list[dict]:
         found.append({"against": "spec", "what": "collection", "detail": f"collection {spec.collection} does not exist"})
     else:
         for change in diff_collection(spec, collection):
-            where = ".".join(part for part in (change.vector, change.field) if part) or change.kind
-            found.append({"against": "spec", "what": change.kind, "detail": f"{where}: live {compact(change.old)}, spec {compact(change.new)}"})
+            if applicable(change, live.embedded):
+                found.append({"against": "spec", "what": change.kind, "detail": f"{_where(change)}: live {compact(change.old)}, spec {compact(change.new)}"})
     last = record.active
     if last and last.status in ("succeeded", "rolled_back") and serving != last.alias_after:
         found.append({"against": "last apply", "what": "alias",
@@ -30,12 +31,29 @@ def drift(spec: Spec, live: LiveState, record: AliasRecord) -> list[dict]:
     return found
 
 
-def render_drift(alias: str, found: list[dict], fmt: str, clean: str) -> str:
+def not_applicable(spec: Spec, live: LiveState) -> list[str]:
+    """Settings the spec states that the connected store ignores: said once, never reported as drift."""
+    collection = live.collections.get(spec.collection)
+    if collection is None:
+        return []
+    ignored = sorted({_where(change) for change in diff_collection(spec, collection) if not applicable(change, live.embedded)})
+    return [f"{name}: {NOT_APPLICABLE_EMBEDDED}" for name in ignored]
+
+
+def _where(change) -> str:
+    parts = (change.vector, setting_name(change), change.field if setting_name(change) != change.field else None)
+    return ".".join(part for part in parts if part) or change.kind
+
+
+def render_drift(alias: str, found: list[dict], fmt: str, clean: str, notes: list[str] = ()) -> str:
     if fmt == "json":
-        return json.dumps({"format": 1, "alias": alias, "drift": found}, indent=2) + "\n"
+        return json.dumps({"format": 1, "alias": alias, "drift": found, "not_applicable": list(notes)}, indent=2) + "\n"
     if fmt == "markdown":
+        tail = "".join(f"\n- {note}" for note in notes)
+        tail = f"\n{tail}\n" if tail else ""
         if not found:
-            return f"### qmspec drift: `{alias}`\n\n{clean}\n"
+            return f"### qmspec drift: `{alias}`\n\n{clean}\n{tail}"
         rows = [f"| {d['against']} | {d['what']} | {d['detail'].replace('|', chr(92) + '|')} |" for d in found]
-        return "\n".join([f"### qmspec drift: `{alias}`", "", "| against | what | detail |", "|---|---|---|", *rows]) + "\n"
-    return ("\n".join(f"drift from the {d['against']}: {d['detail']}" for d in found) if found else clean) + "\n"
+        return "\n".join([f"### qmspec drift: `{alias}`", "", "| against | what | detail |", "|---|---|---|", *rows]) + "\n" + tail
+    lines = [f"drift from the {d['against']}: {d['detail']}" for d in found] or [clean]
+    return "\n".join(lines + [f"note: {note}" for note in notes]) + "\n"

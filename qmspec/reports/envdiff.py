@@ -13,7 +13,8 @@ from ..planning.livestate import LiveCollection, LiveState
 from .render import compact
 
 GROUPS = (("aliases", "alias targets"), ("vectors", "vector configs"), ("sparse_vectors", "vector configs"),
-          ("models", "models recorded in metadata"), ("points", "point counts"), ("collections", "collections"))
+          ("models", "models recorded in metadata"), ("settings", "collection settings"), ("payload_indexes", "payload indexes"),
+          ("points", "point counts"), ("collections", "collections"))
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,14 @@ def facts(live: LiveState, alias: str | None = None) -> dict:
 
 
 def _collection(collection: LiveCollection) -> dict:
+    settings = collection.settings.stated()  # an embedded store reports none: there is nothing to compare
     return {
         "vectors": {v.name: {"size": v.size, "distance": v.distance, "on_disk": v.on_disk, "datatype": v.datatype,
                              "multivector": v.multivector} for v in collection.vectors},
-        "sparse_vectors": {v.name: {"modifier": v.modifier, "on_disk": v.on_disk} for v in collection.sparse_vectors},
+        "sparse_vectors": {v.name: {"modifier": v.modifier, "on_disk": v.on_disk} | v.index for v in collection.sparse_vectors},
         "models": {name: (collection.recorded_model(name) or {}).get("model") for name in sorted(collection.vector_names())},
+        "settings": {name: value for name, value in settings.items() if name != "payload_indexes"},
+        "payload_indexes": settings.get("payload_indexes", {}),
         "points": collection.points,
     }
 

@@ -10,6 +10,7 @@ import yaml
 
 from ..errors import QmspecError
 from ..planning.livestate import LiveCollection, LiveState
+from ..planning.spec import load_schema
 
 HEADER = "# yaml-language-server: $schema={schema}\n# Written by `qmspec inspect` from live state. Review it, then keep it under version control.\n"
 
@@ -29,9 +30,30 @@ def spec_from_live(live: LiveState, alias: str) -> dict:
         spec["vectors"] = dense
     if sparse:
         spec["sparse_vectors"] = sparse
-    if collection.settings.quantization:
-        spec["quantization"] = collection.settings.quantization
-    return spec
+    return spec | _settings(collection)
+
+
+def _settings(collection: LiveCollection) -> dict:
+    """Every setting the store reports, as the schema spells it: options a newer server reports that this schema does
+    not know are left out, so the written spec validates. The embedded store reports none."""
+    schema = load_schema()
+    written = {}
+    for name, value in collection.settings.stated().items():
+        if name == "payload_indexes":
+            variants = {v["properties"]["type"]["const"]: v for v in schema["$defs"]["payload_index"]["anyOf"] if "properties" in v}
+            value = {field: _known(index, variants[index["type"]]) for field, index in value.items() if index["type"] in variants}
+        elif name == "quantization":
+            methods = schema["$defs"]["quantization"]["anyOf"][1]["properties"]
+            value = {method: _known(options, methods[method]) for method, options in value.items() if method in methods}
+        elif isinstance(value, dict):
+            node = schema["properties"][name]
+            value = _known(value, schema["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node)
+        written[name] = value
+    return written
+
+
+def _known(values: dict, node: dict) -> dict:
+    return {key: value for key, value in values.items() if key in node["properties"]}
 
 
 def _dense(collection: LiveCollection, vector) -> dict:

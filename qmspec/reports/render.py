@@ -1,14 +1,16 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
-import json
-
 from ..planning.livestate import recorded_vectors
+from ..planning.flow import compact
 from ..planning.modelfacts import duration
-from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
-                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, Step, StepTable, SwapAlias, UpdateCollection, Verify)
+from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, StepTable, SwapAlias, UpdateCollection,
+                             Verify)
+from ..planning.settings import PAYLOAD_INDEXES
 
-SYMBOLS = {CreateCollection: "+", LoadFiles: "+", CopyPoints: "+", EmbedVectors: "+", CreateVector: "+",
+SYMBOLS = {CreateCollection: "+", LoadFiles: "+", CopyPoints: "+", EmbedVectors: "+", CreateVector: "+", CreateShardKeys: "+",
+           SetPayloadIndex: "~",
            CatchUp: "~", LearnAdapter: "?",
            UpdateCollection: "~", RestoreIndexing: "~", Verify: "?", SwapAlias: "~",
            DeleteVector: "-", DeleteCollection: "-"}
@@ -18,6 +20,8 @@ def symbol(step: Step) -> str:
     """Terraform's marks: + adds, ~ changes, - removes; ? checks without changing anything."""
     if isinstance(step, SwapAlias) and step.from_collection is None:
         return "+"
+    if isinstance(step, SetPayloadIndex):
+        return "-" if step.schema is None else "+" if step.previous is None else "~"
     return SYMBOLS[type(step)]
 
 
@@ -43,8 +47,13 @@ def title(step: Step) -> str:
 def _create_collection(step: CreateCollection) -> tuple[str, list[str]]:
     details = [_vector_line(name, config) for name, config in step.vectors.items()]
     details += [f"sparse {name}: modifier {config['modifier']}{', on disk' if config['on_disk'] else ''}"
+                + (f", index {compact(config['index'])}" if config.get("index") else "")
                 for name, config in step.sparse_vectors.items()]
-    details += [f"{key}: {compact(value)}" for key, value in step.settings.items()]
+    kept_from = f" (kept from {step.inherited_from})"
+    details += [f"{key}: {compact(value)}{kept_from if key in step.inherited else ''}" for key, value in step.settings.items()]
+    kept_indexes = [name.split(".", 1)[1] for name in step.inherited if name.startswith(PAYLOAD_INDEXES + ".")]
+    if kept_indexes:
+        details.append(f"payload indexes on {', '.join(kept_indexes)}{kept_from}: created by the steps below")
     if step.deferred_indexing:
         details.append(f"indexing off during the load: {compact(step.deferred_indexing)}")
     models = {name: v.get("model") or "unknown model" for name, v in recorded_vectors(step.metadata).items()}
@@ -108,6 +117,21 @@ def _update_collection(step: UpdateCollection) -> tuple[str, list[str]]:
     return f"update collection {step.collection} in place (no re-embedding)", details
 
 
+@describe.register(CreateShardKeys)
+def _create_shard_keys(step: CreateShardKeys) -> tuple[str, list[str]]:
+    return f"create shard keys {compact(list(step.keys))} in {step.collection}", ["points are written to the key they had"]
+
+
+@describe.register(SetPayloadIndex)
+def _set_payload_index(step: SetPayloadIndex) -> tuple[str, list[str]]:
+    where = f"payload field {step.field!r} of {step.collection}"
+    if step.schema is None:
+        return f"drop the index on {where}", [f"was {compact(step.previous)}"]
+    if step.previous is not None:
+        return f"re-index {where}", [f"{compact(step.previous)} -> {compact(step.schema)}"]
+    return f"index {where}: {compact(step.schema)}", []
+
+
 @describe.register(RestoreIndexing)
 def _restore_indexing(step: RestoreIndexing) -> tuple[str, list[str]]:
     return f"restore indexing on {step.collection}: {compact(step.settings)}", ["then wait for the collection to turn green"]
@@ -166,22 +190,9 @@ def _gates(step: Verify) -> str:
     for name, check in (("search", step.search), ("sparse", step.sparse)):
         if check:
             gates.append(f"{name} on {check['using']}: {len(check['queries'])} queries, overlap@{check['k']} >= {check['min_overlap']}")
+    if step.settings:
+        gates.append("settings " + ", ".join(step.settings))
     return "; ".join(gates) if gates else "no gates"
-
-
-def compact(value) -> str:
-    """A value as YAML flow style, the way specs write it: {m: 16}, true, "query: " (quoted where YAML would need it)."""
-    if value is None:
-        return "unset"
-    if value == {}:
-        return "none"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(map(compact, value)) + "]"
-    if isinstance(value, str) and (not value or value != value.strip() or ": " in value or value[0] in "{[&*!|>'\"%@`#,"):
-        return json.dumps(value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def kept(plan: Plan) -> list[str]:
