@@ -26,7 +26,7 @@ def open_client(target: Target, environ=None):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 client = QdrantClient(url=target.url, api_key=api_key or None, timeout=max(1, int(target.retry.timeout_s)),
-                                      cloud_inference=target.cloud_inference)
+                                      cloud_inference=target.cloud_inference, prefer_grpc=target.prefer_grpc, grpc_port=target.grpc_port)
             if any("insecure connection" in str(warning.message) for warning in caught):
                 print(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
                       "use https", file=sys.stderr)

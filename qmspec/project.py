@@ -44,6 +44,8 @@ class Target:
     api_key_env: str | None = None
     cloud_inference: bool = False  # Qdrant embeds models.Document itself (Qdrant Cloud inference)
     retry: RetryPolicy = RetryPolicy()
+    prefer_grpc: bool = False
+    grpc_port: int = 6334
 
     @property
     def embedded(self) -> bool:
@@ -95,7 +97,8 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
         if url_problem(url):
             raise QdrantAccessError(f"--url: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
         return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
-                      cloud_inference=bool(spec_connection.cloud_inference), retry=retry_from_environment())
+                      cloud_inference=bool(spec_connection.cloud_inference), retry=retry_from_environment(),
+                      prefer_grpc=bool(spec_connection.prefer_grpc), grpc_port=spec_connection.grpc_port)
     return Target(path=path or DEFAULT_PATH)
 
 
@@ -109,7 +112,8 @@ def retry_from_environment(environ=None) -> RetryPolicy:
 
 class _NoConnection:
     path = url = api_key_env = None
-    cloud_inference = False
+    cloud_inference = prefer_grpc = False
+    grpc_port = 6334
 
 
 def find_project(start: Path | None = None) -> Path | None:
@@ -118,6 +122,9 @@ def find_project(start: Path | None = None) -> Path | None:
         if (candidate / PROJECT_FILE).is_file():
             return candidate / PROJECT_FILE
     return None
+
+
+ENVIRONMENT_KEYS = {"path", "url", "api_key_env", "cloud_inference", "prefer_grpc", "grpc_port", "retry"}
 
 
 def environment_target(name: str, project: Path | None = None, environ=None) -> Target:
@@ -138,7 +145,7 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
                                  f"no environment {name!r} (known: {known})", f"add `{name}:` under environments")])
     entry = environments[name] or {}
     where = ("environments", name)
-    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - {"path", "url", "api_key_env", "cloud_inference", "retry"}:
+    if not isinstance(entry, dict) or bool(entry.get("path")) == bool(entry.get("url")) or set(entry) - ENVIRONMENT_KEYS:
         raise SpecError([Problem(file, document.line_of(where), ".".join(where), "an environment has either `path` or `url` "
                                  "(and, with url, `api_key_env`), nothing else", "e.g. `prod: {url: ${QDRANT_URL}, api_key_env: QDRANT_API_KEY}`")])
     problems = []
@@ -153,7 +160,8 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
                                 url_problem(expand(entry["url"], "url")), "write it as http(s)://host:port"))
     if entry.get("url"):
         target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV,
-                        cloud_inference=bool(entry.get("cloud_inference")))
+                        cloud_inference=bool(entry.get("cloud_inference")), prefer_grpc=bool(entry.get("prefer_grpc")),
+                        grpc_port=int(entry.get("grpc_port", 6334)))
     else:
         path = expand(entry["path"], "path")
         target = Target(path=str(project.parent / path) if not os.path.isabs(path) else path)

@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/lint-imports || exit 1
-.venv/bin/python -m pytest -n auto "$@"
+.venv/bin/python -m pytest -n auto -rs "$@"  # -rs: one line per reason a test was skipped
 status=$?
 if [ "$status" -eq 5 ]; then
   echo "no test ran: treating that as a failure" >&2

@@ -151,6 +151,8 @@ class ConnectionSpec:
     url: str | None = None
     api_key_env: str | None = None
     cloud_inference: bool = False
+    prefer_grpc: bool = False
+    grpc_port: int = 6334
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,8 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             url=context.expand(connection["url"], ("connection", "url")) if "url" in connection else None,
             api_key_env=connection.get("api_key_env"),
             cloud_inference=connection.get("cloud_inference", False),
+            prefer_grpc=connection.get("prefer_grpc", False),
+            grpc_port=connection.get("grpc_port", 6334),
         ),
         query_using=query.get("using"),
         query_model=query.get("model"),
