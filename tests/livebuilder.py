@@ -9,7 +9,7 @@ live.yaml:
         sparse_vectors: {bm25: {modifier: idf}}
         points: 20
         models: {dense: sentence-transformers/all-MiniLM-L6-v2}   # stamped as qmspec metadata
-        metadata: {...}                                   # raw metadata instead of `models`
+        metadata: {...}                                   # raw metadata (`models` adds qmspec's record to it)
         settings: {payload_indexes: {...}, shard_number: 3, strict_mode: {...}}   # only with `server: true`
     aliases: {docs: docs_v1}
     server: true    # the state was recorded from a Qdrant server: the planner is told so, and each collection's
@@ -49,7 +49,7 @@ def create_collection(client: QdrantClient, name: str, collection: dict) -> None
               for vector_name, params in (collection.get("sparse_vectors") or {}).items()}
     metadata = collection.get("metadata")
     if "models" in collection:
-        metadata = {METADATA_KEY: {"vectors": {vector: _identity(model) for vector, model in collection["models"].items()}}}
+        metadata = (metadata or {}) | {METADATA_KEY: {"vectors": {vector: _identity(model) for vector, model in collection["models"].items()}}}
     client.create_collection(name, vectors_config=vectors_config, sparse_vectors_config=sparse or None, metadata=metadata,
                              on_disk_payload=collection.get("on_disk_payload"))
     _fill(client, name, collection, vectors_config, sparse)

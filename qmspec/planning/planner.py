@@ -156,7 +156,8 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
         else:
             embed.append(vector)
     models = situation.models
-    steps[0] = dataclasses.replace(steps[0], metadata=stamp(spec, carried_identities(spec, source, carry, models), models=models))
+    kept_metadata = {key: value for key, value in (situation.replaced.metadata if situation.replaced else {}).items() if key != METADATA_KEY}
+    steps[0] = dataclasses.replace(steps[0], metadata=kept_metadata | stamp(spec, carried_identities(spec, source, carry, models), models=models))
     embedding = {vector.name: embedding_args(vector) for vector in embed}
     on_copy = embedding if migration.embed == "on_copy" else {}
     if spec.source.files:

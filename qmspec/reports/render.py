@@ -1,7 +1,7 @@
 """Plan -> text (like `terraform plan`), Markdown (for pull requests) or JSON. Rendering never decides anything."""
 from __future__ import annotations
 
-from ..planning.livestate import recorded_vectors
+from ..planning.livestate import METADATA_KEY, recorded_vectors
 from ..planning.flow import compact
 from ..planning.modelfacts import duration
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
@@ -58,6 +58,9 @@ def _create_collection(step: CreateCollection) -> tuple[str, list[str]]:
         details.append(f"indexing off during the load: {compact(step.deferred_indexing)}")
     models = {name: v.get("model") or "unknown model" for name, v in recorded_vectors(step.metadata).items()}
     details.append("metadata records " + ", ".join(f"{name} <- {model}" for name, model in models.items()))
+    kept_metadata = sorted(key for key in step.metadata if key != METADATA_KEY)
+    if kept_metadata:
+        details.append(f"metadata {', '.join(kept_metadata)} kept from {step.inherited_from or 'the collection it replaces'}")
     return f"create collection {step.collection}", details
 
 
