@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .applying.journal import DEFAULT_STATE_DIR, FileStateStore, Journal, holder_is_dead, slug
+from .applying.journal import DEFAULT_STATE_DIR, FileStateStore, Journal, holder_is_dead, now, slug
 from .errors import QmspecError, SpecError, redact
 from .planning.plan import Plan
 from .planning.planner import plan_migration
@@ -195,32 +195,38 @@ def validate(specs, env, fmt):
     """Check spec files against the schema and the semantic rules. Touches no Qdrant."""
     from .planning.spec import spec_environments
 
-    results = []
+    results, warnings = [], []
     for path in specs:
         problems = []
         for name in [env] if env else [None, *spec_environments(path)]:
             try:
-                load_spec(path, env=name)
+                warnings += [warning for warning in load_spec(path, env=name).warnings if warning not in warnings]
             except SpecError as error:
                 problems += [problem for problem in error.problems if problem not in problems]
         results.append((path, problems))
-    click.echo(_render_validation(results, fmt), nl=False, err=fmt == "text" and any(p for _, p in results))
+    click.echo(_render_validation(results, fmt, warnings), nl=False, err=fmt == "text" and any(p for _, p in results))
     sys.exit(EXIT_ERROR if any(problems for _, problems in results) else EXIT_OK)
 
 
-def _render_validation(results: list, fmt: str) -> str:
+def _render_validation(results: list, fmt: str, warnings: list) -> str:
+    """Problems fail validation; warnings (a gate that cannot fail) are said and fail nothing."""
     if fmt == "json":
-        return json.dumps({"format": 1, "files": [{"file": path, "ok": not problems, "problems": [dataclasses.asdict(p) for p in problems]}
+        return json.dumps({"format": 1, "files": [{"file": path, "ok": not problems, "problems": [dataclasses.asdict(p) for p in problems],
+                                                   "warnings": [dataclasses.asdict(w) for w in warnings if w.file == path]}
                                                   for path, problems in results]}, indent=2) + "\n"
     if fmt == "github":
-        return "".join(f"::error file={p.file}{f',line={p.line}' if p.line else ''},title=qmspec {p.key or 'spec'}::"
-                       f"{p.message} (fix: {p.fix})\n" for _, problems in results for p in problems) or \
-            "".join(f"::notice file={path}::valid\n" for path, _ in results)
+        annotate = lambda level, p: (f"::{level} file={p.file}{f',line={p.line}' if p.line else ''},title=qmspec {p.key or 'spec'}::"  # noqa: E731
+                                     f"{p.message} (fix: {p.fix})\n")
+        errors = "".join(annotate("error", p) for _, problems in results for p in problems)
+        return errors + "".join(annotate("warning", w) for w in warnings) + \
+            ("" if errors else "".join(f"::notice file={path}::valid\n" for path, _ in results))
     if fmt == "markdown":
         rows = [f"| `{p.file}` | {p.line or ''} | `{p.key}` | {p.message} | {p.fix} |" for _, problems in results for p in problems]
+        rows += [f"| `{w.file}` | {w.line or ''} | `{w.key}` | warning: {w.message} | {w.fix} |" for w in warnings]
         header = ["| file | line | key | problem | fix |", "|---|---|---|---|---|"]
         return "\n".join(header + rows if rows else [f"`{path}`: valid" for path, _ in results]) + "\n"
-    return "".join(f"ok: {path}\n" if not problems else "\n".join(map(str, problems)) + "\n" for path, problems in results)
+    said = "".join(f"ok: {path}\n" if not problems else "\n".join(map(str, problems)) + "\n" for path, problems in results)
+    return said + "".join(f"warning: {w}\n" for w in warnings)
 
 
 @cli.command()
@@ -287,12 +293,17 @@ def _load_spec_or_plan(source: str, env: str | None):
 @cli.command()
 @click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+@click.option("--stop-before-swap", is_flag=True,
+              help="Build and verify the new collection, then stop with the apply open; a later `qmspec apply` promotes it.")
+@click.option("--accept-quality", metavar="REASON",
+              help="Accept failed quality gates of the open apply, for the reason given (journaled), and go on.")
 @preflight_option
 @state_options
 @connection_options
-def apply(source, auto_approve, no_preflight, state, connection):
+def apply(source, auto_approve, stop_before_swap, accept_quality, no_preflight, state, connection):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     from .applying.runner import apply_plan
+    from .applying.verify import VerificationFailed
     from .planning.decide import decide
 
     spec, saved = _load_spec_or_plan(source, connection.env)
@@ -318,14 +329,33 @@ def apply(source, auto_approve, no_preflight, state, connection):
             sys.exit(EXIT_OK)
         if decision.action in REFUSALS:
             sys.exit(REFUSALS[decision.action])
+        if accept_quality and not (decision.action == "resume" and journal.active.status == "verify_failed"):
+            raise QmspecError("--accept-quality accepts the failed quality gates of an open apply; there is none for alias "
+                              f"{alias} (run the apply first; if its quality gates fail, it stops and says so)")
         _confirm(auto_approve)
         if decision.action == "fresh":
             journal.start(decision.plan)
+        if accept_quality:
+            journal.active.accepted = {"reason": accept_quality, "at": now()}
+            journal.save()
         try:
-            apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title)
-        finally:
+            status = apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title,
+                                stop_before_swap=stop_before_swap)
+        except VerificationFailed as failed:
             _write_report(journal, state.folder)
+            way_out = [f"fix the cause and run `{command_line('apply', source, connection, state)}` again (it verifies again)",
+                       f"or undo it: `{command_line('rollback', source, connection, state)}`"]
+            if failed.report.quality_failed:
+                way_out.insert(1, f"or accept the quality drop: `{command_line('apply', source, connection, state)} --accept-quality \"why\"` "
+                                  "(the reason is journaled)")
+            click.echo(f"{failed}\n" + "\n".join(f"  - {line}" for line in way_out), err=True)
+            sys.exit(EXIT_REFUSED)
+        _write_report(journal, state.folder)
         serving = _serving(client, alias)  # what the apply did, read back, not what the plan meant to do
+    if status == "staged":
+        click.echo(f"Staged: {decision.plan.collection} is built and verified; alias {alias} still serves {serving}. Review it "
+                   f"(`qmspec compare`, the verification report), then promote it with `{command_line('apply', source, connection, state)}`.")
+        return
     click.echo(f"Apply complete: alias {alias} serves {serving}.")
 
 
@@ -485,31 +515,43 @@ def unlock(spec_path, force, auto_approve, state, connection):
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--a", "side_a", metavar="COLLECTION[:VECTOR]", help="First side (default: what the alias serves now, with query.using).")
-@click.option("--b", "side_b", metavar="COLLECTION[:VECTOR]", help="Second side (default: the spec's collection, with query.using).")
-@click.option("--queries-file", type=click.Path(exists=True, dir_okay=False), help="One query per line (default: verify.search queries).")
-@click.option("--judgments", type=click.Path(exists=True, dir_okay=False), help='JSON Lines {"query": ..., "relevant": [ids]}: adds recall@k and nDCG@k.')
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--a", "side_a", metavar="COLLECTION[:VECTOR]",
+              help="First side (default: what the alias serves now). A bare collection runs the query recorded for it, fused ones included.")
+@click.option("--b", "side_b", metavar="COLLECTION[:VECTOR]", help="Second side (default: the spec's collection, with the spec's query).")
+@click.option("--queries-file", type=click.Path(exists=True, dir_okay=False), help="One query per line (default: the judged queries).")
+@click.option("--judgments", "judgment_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help='JSON Lines {"query", "relevant"}, or BEIR queries.jsonl and qrels .tsv (give both) '
+                   "(default: the spec's verify.quality judgments).")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME@K", help="ndcg@10, recall@100, mrr@10, precision@5, map@100 "
+              "(default: the spec's verify.quality metrics, or ndcg@K and recall@K).")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Results per query for the overlap.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw per-query overlap/recall and score distributions to this PNG.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also draw per-query wins and losses and the means to this PNG.")
 @connection_options
-def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_path, connection):
-    """Query two vectors side by side (old vs new model) and compare their top-k."""
+def compare(spec_path, side_a, side_b, queries_file, judgment_files, metrics, k, fmt, plot_path, connection):
+    """Run the same queries on two retrievers (old and new model, dense and hybrid) and compare them."""
     from .applying.qdrant_ops import aliases
     from .connect import open_client
+    from .judgments import load_judgments
+    from .planning.spec import METRIC
     from .reports import compare as comparing
 
     spec, target = connection.spec_and_target(spec_path)
-    judged = comparing.load_judgments(judgments) if judgments else {}
-    queries = _compare_queries(spec, queries_file, judged)
+    quality = spec.verify.quality
+    files = judgment_files or (quality.judgments if quality and not queries_file else ())
+    judgments = load_judgments(files) if files else None
+    metrics = list(metrics) or (list(quality.metrics) if quality else [f"ndcg@{k}", f"recall@{k}"])
+    unknown = [metric for metric in metrics if not METRIC.match(metric)]
+    if unknown:
+        raise QmspecError(f"--metric {unknown[0]}: use ndcg@K, recall@K, mrr@K, precision@K or map@K")
+    queries = judgments.queries if judgments else _compare_queries(spec, queries_file)
+    local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
     with open_client(target) as client:
         serving = aliases(client).get(spec.alias, spec.alias)
-        using = f":{spec.query_using}" if spec.query_using else ""
-        local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
-        a = comparing.resolve_side(client, side_a or f"{serving}{using}", local)
-        b = comparing.resolve_side(client, side_b or f"{spec.collection}{using}", local)
-        click.echo(f"compare: {len(queries)} queries on {a.label} ({a.model['name']}) and {b.label} ({b.model['name']})", err=True)
-        result = comparing.compare(client, a, b, queries, k, judged)
+        a = comparing.resolve_side(client, side_a or serving, spec.query_shape)
+        b = comparing.resolve_side(client, side_b or spec.collection, spec.query_shape)
+        click.echo(f"compare: {len(queries)} queries on {a.label} and {b.label}", err=True)
+        result = comparing.compare(client, a, b, queries, k, judgments, metrics if judgments else [], local)
     renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
     click.echo(renderers[fmt](result), nl=False)
     if plot_path:
@@ -517,14 +559,46 @@ def compare(spec_path, side_a, side_b, queries_file, judgments, k, fmt, plot_pat
         click.echo(f"plot written to {plot_path}", err=True)
 
 
-def _compare_queries(spec, queries_file, judged: dict) -> list[str]:
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="JSON Lines file of candidates to judge.")
+@click.option("--queries-file", type=click.Path(exists=True, dir_okay=False), help="A query log, one query per line (best: real queries).")
+@click.option("--sample", "sample_count", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Without --queries-file: this many pseudo-queries, a sentence of random points' text.")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Top results of each side to judge.")
+@connection_options
+def judge(spec_path, out_path, queries_file, sample_count, k, connection):
+    """Write candidate results for a person to judge: the same queries on what the alias serves now and on the
+    spec's collection. Fill each record's `relevant` ids, then use the file as verify.quality.judgments."""
+    from .applying.qdrant_ops import aliases
+    from .connect import open_client
+    from .reports.compare import resolve_side
+    from .reports.judge import candidates, sample_queries, to_json_lines
+
+    spec, target = connection.spec_and_target(spec_path)
+    text_field = next((vector.text_field for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model), "text")
+    local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
+    with open_client(target) as client:
+        serving = aliases(client).get(spec.alias)
+        names = [name for name in dict.fromkeys((serving, spec.collection)) if name and client.collection_exists(name)]
+        if not names:
+            raise QmspecError(f"neither the alias {spec.alias} nor {spec.collection} exists yet: apply a collection to judge first")
+        queries = _compare_queries(spec, queries_file) if queries_file else sample_queries(client, names[-1], text_field, sample_count)
+        sides = [resolve_side(client, name, spec.query_shape) for name in names]
+        records = candidates(client, sides, queries, k, text_field, local)
+    Path(out_path).write_text(to_json_lines(records), encoding="utf-8")
+    click.echo(f"wrote {len(records)} queries with their candidates from {', '.join(side.label for side in sides)} to {out_path}; "
+               "fill each `relevant` list with the ids that answer the query, then set verify.quality.judgments to the file")
+
+
+def _compare_queries(spec, queries_file) -> dict:
     if queries_file:
-        return [line.strip() for line in Path(queries_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    if judged:
-        return list(judged)
-    if spec.verify.search:
-        return list(spec.verify.search.queries)
-    raise QmspecError("no queries to compare: give --queries-file or --judgments, or verify.search.queries in the spec")
+        lines = [line.strip() for line in Path(queries_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif spec.verify.search:
+        lines = list(spec.verify.search.queries)
+    else:
+        raise QmspecError("no queries to compare: give --judgments or --queries-file, or verify.quality / verify.search in the spec")
+    return {f"q{number}": text for number, text in enumerate(lines, 1)}
 
 
 @cli.command()

@@ -132,8 +132,9 @@ def test_failed_verification_keeps_the_old_collection_serving(project):
     strict = SPEC + "verify:\n  search: {queries: [topic 3, number 12], k: 10, min_overlap: 0.99}\n"
     (project / "spec.yaml").write_text(strict, encoding="utf-8")
     result = cli(*APPLY, cwd=project)
-    assert result.returncode == 1
-    assert re.search(r"search quality\s+FAIL", result.stdout) and "the alias was not moved" in result.stderr
+    assert result.returncode == 3  # a gate refused the swap
+    assert re.search(r"agreement\s+FAIL", result.stdout) and "the alias was not moved" in result.stderr
+    assert "--accept-quality" not in result.stderr  # only quality gates can be accepted; agreement is fixed or undone
     state = snapshot(project / "store")
     assert state["aliases"] == [("docs", "docs_v1")] and len(state["collections"]["docs_v1"]) == POINTS
     reports = list((project / ".qmspec" / "reports").glob("docs-*"))

@@ -59,7 +59,7 @@ def test_first_deployment_then_migration_then_rollback(project):
 
     migrated = qmspec("apply", "specs/migrate-model.yaml", "--auto-approve", cwd=project)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    assert re.search(r"search quality\s+pass", migrated.stdout)
+    assert re.search(r"agreement\s+pass", migrated.stdout)
     assert search_alias(project, MINILM_L3, "I forgot my password")[0] == PASSWORD_RESET
     assert ALIASES in search_alias(project, MINILM_L3, "switch the application to another collection without downtime")
 
@@ -109,7 +109,7 @@ def test_dense_to_hybrid_carries_dense_and_adds_bm25(tmp_path):
     assert "dense: carry from docs_v1 (same model sentence-transformers/all-MiniLM-L6-v2: no re-embedding)" in plan.stdout
     hybrid = qmspec("apply", "specs/dense-to-hybrid.yaml", "--auto-approve", cwd=tmp_path)
     assert hybrid.returncode == 0, hybrid.stdout + hybrid.stderr
-    assert re.search(r"sparse quality\s+pass", hybrid.stdout) and re.search(r"vector bm25\s+pass", hybrid.stdout)
+    assert re.search(r"sparse agreement\s+pass", hybrid.stdout) and re.search(r"vector bm25\s+pass", hybrid.stdout)
 
     from qdrant_client import models
 

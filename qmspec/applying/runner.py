@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ..planning.plan import LoadFiles, Plan, Step
+from ..planning.plan import LoadFiles, Plan, Step, SwapAlias, Verify
 from ..sourcefiles import check_source_files
 from .journal import Journal, fault_point, now
 from .steps import ApplyError, Run, execute
@@ -18,19 +18,28 @@ from .verify import VerificationFailed
 
 
 def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callable[[str], None],
-               title: Callable[[Step], str] = lambda step: step.kind) -> None:
-    """Run every step not yet done. The caller holds the lock and has checked the plan is fresh or resumed;
-    `title` names a step in the log (the command line passes the plan renderer's titles)."""
+               title: Callable[[Step], str] = lambda step: step.kind, stop_before_swap: bool = False) -> str:
+    """Run every step not yet done, and return the apply's status: succeeded, or staged when `stop_before_swap`
+    stopped it verified, before its alias swap. The caller holds the lock and has checked the plan is fresh or
+    resumed; `title` names a step in the log (the command line passes the plan renderer's titles)."""
     for step in plan.steps:
         if isinstance(step, LoadFiles):
             check_source_files(step.files, step.id_field)
     if embedded:
         client = SerializedClient(client)
+    if journal.active.status == "staged":  # promoted later: what was verified then is verified again now
+        for index, step in enumerate(plan.steps):
+            if isinstance(step, Verify):
+                journal.step(index).status = "again"
     total = len(plan.steps)
     for index, step in enumerate(plan.steps):
         state = journal.step(index)
         if state.status == "done":
             continue
+        if isinstance(step, SwapAlias) and stop_before_swap:
+            journal.finish("staged")
+            log(f"stopped before {title(step)}: the new collection is built and verified, the alias is untouched")
+            return "staged"
         log(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
         resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
         state.status, state.started_at = "running", now()
@@ -55,6 +64,7 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
         journal.save()
         log(f"      done in {time.monotonic() - started:.1f}s")
     journal.finish("succeeded")
+    return "succeeded"
 
 
 def _failure_message(title: str, index: int, error: Exception) -> str:

@@ -25,16 +25,19 @@ def is_sparse(client, collection: str, vector: str) -> bool:
     return vector in (client.get_collection(collection).config.params.sparse_vectors or {})
 
 
+def query_value(embedded, sparse: bool):
+    """What an embedder returned for one query, as query_points takes it."""
+    if isinstance(embedded, models.Document):  # Qdrant inference embeds the query itself
+        return embedded
+    if sparse:
+        indices, values = embedded
+        return models.SparseVector(indices=list(indices), values=list(values))
+    return np.asarray(embedded, dtype=np.float32).tolist()
+
+
 def search_ids(client, collection: str, vector: str, embedder, query: str, k: int, sparse: bool, with_scores: bool = False) -> list:
     """Top-k ids (or (id, score) pairs) for `query` embedded the way `embedder` embeds queries."""
-    embedded = getattr(embedder, "embed_queries", embedder.embed)([query])[0]
-    if isinstance(embedded, models.Document):  # Qdrant inference embeds the query itself
-        query_vector = embedded
-    elif sparse:
-        indices, values = embedded
-        query_vector = models.SparseVector(indices=list(indices), values=list(values))
-    else:
-        query_vector = np.asarray(embedded, dtype=np.float32).tolist()
+    query_vector = query_value(getattr(embedder, "embed_queries", embedder.embed)([query])[0], sparse)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
         result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)

@@ -383,7 +383,8 @@ def verify_target(step: Verify, run: Run) -> dict:
     if run.resumed:  # time passed since the catch-up: verify what the swap will serve, not what was copied then
         _catch_up_again(run, "before verifying again")
     local = {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}
-    report = verify(run.client, step, local, run.log, Baseline.of(run.journal.alias, run.journal.active.plan_hash))
+    accepted = (run.journal.active.accepted or {}).get("reason")
+    report = verify(run.client, step, local, run.log, Baseline.of(run.journal.alias, run.journal.active.plan_hash), accepted=accepted)
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
     run.log(report.to_text().rstrip())
     if not report.passed:

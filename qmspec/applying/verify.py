@@ -24,6 +24,16 @@ class Check:
     passed: bool
     detail: str
     figures: dict = field(default_factory=dict)
+    applicable: bool = True  # False: nothing to check against (reported as n/a, never as a pass)
+    accepted: str | None = None  # failed, and a person accepted it: the reason they gave
+
+    @property
+    def result(self) -> str:
+        if not self.applicable:
+            return "n/a"
+        if self.accepted:
+            return "accepted"
+        return "pass" if self.passed else "FAIL"
 
 
 @dataclass
@@ -34,7 +44,13 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return all(check.passed or check.accepted for check in self.checks)
+
+    @property
+    def quality_failed(self) -> bool:
+        """Only quality gates failed: what a person may accept (`qmspec apply --accept-quality REASON`)."""
+        failed = [check for check in self.checks if not (check.passed or check.accepted)]
+        return bool(failed) and all(check.name == "quality" for check in failed)
 
     def to_json(self) -> str:
         return json.dumps({"target": self.target, "source": self.source, "passed": self.passed,
@@ -43,15 +59,15 @@ class Report:
     def to_text(self) -> str:
         width = max([len(check.name) for check in self.checks] + [5])
         lines = [f"verification of {self.target}" + (f" against {self.source}" if self.source else ""),
-                 f"  {'check':<{width}}  result  detail"]
-        lines += [f"  {c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.detail}" for c in self.checks]
+                 f"  {'check':<{width}}  result    detail"]
+        lines += [f"  {c.name:<{width}}  {c.result:<8}  {c.detail}" for c in self.checks]
         lines.append(f"  verdict: {'passed' if self.passed else 'FAILED: the alias stays where it is'}")
         return "\n".join(lines) + "\n"
 
     def to_markdown(self) -> str:
         lines = [f"### Verification of `{self.target}`" + (f" against `{self.source}`" if self.source else ""), "",
                  "| check | result | detail |", "|---|---|---|"]
-        lines += [f"| {c.name} | {'pass' if c.passed else '**FAIL**'} | {c.detail} |" for c in self.checks]
+        lines += [f"| {c.name} | {'**FAIL**' if c.result == 'FAIL' else c.result} | {c.detail} |" for c in self.checks]
         lines += ["", f"**{'Passed' if self.passed else 'Failed: the alias was not moved'}**"]
         return "\n".join(lines) + "\n"
 
@@ -59,8 +75,8 @@ class Report:
 class VerificationFailed(QmspecError):
     def __init__(self, report: Report):
         self.report = report
-        failed = ", ".join(check.name for check in report.checks if not check.passed)
-        super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved")
+        failed = ", ".join(check.name for check in report.checks if not (check.passed or check.accepted))
+        super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved and the apply stays open")
 
 
 @dataclass
@@ -87,18 +103,21 @@ class ApplicationWrites:
         return f"; {', '.join(found)} by the application in the target, kept and not compared" if found else ""
 
 
-def verify(client, step, local: dict | None = None, log=lambda line: None, baseline=None, page_size: int = 1000) -> Report:
+def verify(client, step, local: dict | None = None, log=lambda line: None, baseline=None, page_size: int = 1000,
+           accepted: str | None = None) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
     the metadata records which model, never where its weights lie here. `log` hears each check as it starts.
-    `baseline` records what qmspec wrote, so points the application wrote to the target are told apart."""
+    `baseline` records what qmspec wrote, so points the application wrote to the target are told apart.
+    `accepted`: the reason a person gave for accepting failed quality gates (journaled)."""
     checks = []
     expected = actual = None  # payload hashes of the source and the target: scrolled once, read by two checks
     if step.payload_mode != "off" or (step.source and baseline is not None and baseline.known):
         expected, actual = _expected_payload_hashes(client, step, page_size), _hashes(client, step.target, page_size)
     application = ApplicationWrites.find(step, baseline, expected, actual)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
-    planned += [f"search on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
+    planned += [f"agreement on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
     planned += ["settings"] * bool(step.settings)
+    planned += ["quality on judged queries"] * bool(step.quality)
     log(f"      checking {', '.join(planned) or 'nothing'}")
     if step.settings:
         checks.append(check_settings(client, step))
@@ -112,7 +131,39 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
         checks.append(check_search(client, step, step.sparse, True, local or {}))
+    if step.quality:
+        checks.append(check_quality(client, step, local or {}, accepted))
     return Report(step.target, step.source, checks)
+
+
+def check_quality(client, step, local: dict, accepted: str | None) -> Check:
+    """The judged queries on the new collection (the spec's query) and on what the alias serves now (the query the
+    application runs there), side by side, gated by `min` and `max_drop`."""
+    from ..judgments import load_judgments
+    from .quality import Retriever, evaluate, gates, rank
+
+    quality = step.quality
+    judgments = load_judgments(quality["judgments"])
+    metrics, depth = quality["metrics"], quality["depth"]
+    new, per_query = evaluate(judgments, rank(client, Retriever(step.target, quality["query"]), judgments.queries, depth, local), metrics)
+    figures = {"metrics": metrics, "queries": len(judgments), "new": new, "per_query_new": per_query}
+    current = None
+    if quality["current"]:
+        baseline = Retriever(quality["current"]["collection"], quality["current"]["query"])
+        current, per_query_current = evaluate(judgments, rank(client, baseline, judgments.queries, depth, local), metrics)
+        figures |= {"current": current, "current_label": baseline.label, "per_query_current": per_query_current}
+    found = gates(quality, new, current)
+    figures["gates"] = [asdict(gate) for gate in found]
+    side_by_side = ", ".join(f"{metric} {new[metric]:.3f}" + (f" (now {current[metric]:.3f}, {new[metric] - current[metric]:+.3f})" if current else "")
+                             for metric in metrics)
+    against = f" vs {figures['current_label']}" if current else " (nothing serves the alias yet: no comparison)"
+    gate_text = "; ".join(gate.describe() for gate in found) or "no gate set"
+    passed = all(gate.passed for gate in found)
+    check = Check("quality", passed, f"{side_by_side}{against} over {len(judgments)} judged queries; {gate_text}", figures)
+    if not passed and accepted:
+        check.accepted = accepted
+        check.detail += f"; accepted: {accepted}"
+    return check
 
 
 def check_settings(client, step) -> Check:
@@ -173,11 +224,13 @@ def _hashes(client, collection: str, page_size: int) -> dict:
 
 
 def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
-    """Mean overlap@k of the new collection's top-k with a reference top-k: the old collection searched with its
-    own model, or where there is no old collection (or for sparse vectors, whose old side is new), the new
-    collection's dense results."""
-    name = "sparse quality" if sparse else "search quality"
+    """Agreement, not quality: mean overlap@k of the new collection's top-k with a reference top-k, the old collection
+    searched with its own model (for a sparse vector: the new collection's dense results). With no old collection
+    there is nothing to agree with: not applicable."""
+    name = "sparse agreement" if sparse else "agreement"
     using, k = check["using"], check["k"]
+    if not sparse and not step.source:
+        return Check(name, True, "not applicable (nothing to compare with: no previous collection)", applicable=False)
     target_meta = recorded_models(client, step.target)
     new_model = target_meta.get(using)
     if not new_model or not new_model.get("model_settings"):
@@ -188,19 +241,16 @@ def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
     ref_collection, ref_vector, ref_settings = reference
     new_embedder = get_embedder(here(new_model["model_settings"], local))
     ref_embedder = get_embedder(here(ref_settings, local))
-    overlaps, recalls = [], []
+    overlaps = []
     for query in check["queries"]:
         new_ids = search_ids(client, step.target, using, new_embedder, query, k, sparse)
         ref_ids = search_ids(client, ref_collection, ref_vector, ref_embedder, query, k, is_sparse(client, ref_collection, ref_vector))
-        common = len(set(new_ids) & set(ref_ids))
-        overlaps.append(common / k)
-        recalls.append(common / len(ref_ids) if ref_ids else 1.0)
+        overlaps.append(len(set(new_ids) & set(ref_ids)) / k)
     overlap = sum(overlaps) / len(overlaps)
-    recall = sum(recalls) / len(recalls)
     passed = overlap >= check["min_overlap"]
-    detail = (f"overlap@{k} {overlap:.2f} (min {check['min_overlap']}), recall@{k} {recall:.2f} vs "
-              f"{ref_collection}.{ref_vector} over {len(check['queries'])} queries")
-    return Check(name, passed, detail, {"overlap": overlap, "recall": recall, "per_query_overlap": overlaps})
+    detail = (f"overlap@{k} {overlap:.2f} with {ref_collection}.{ref_vector} (min {check['min_overlap']}) over "
+              f"{len(check['queries'])} queries: agreement, not quality")
+    return Check(name, passed, detail, {"overlap": overlap, "per_query_overlap": overlaps})
 
 
 def _reference(client, step, using: str, sparse: bool, target_meta: dict):
@@ -209,11 +259,9 @@ def _reference(client, step, using: str, sparse: bool, target_meta: dict):
         if not dense:
             return "no dense vector with a recorded model to compare the sparse results with"
         return step.target, dense[0], target_meta[dense[0]]["model_settings"]
-    if step.source:
-        source_meta = recorded_models(client, step.source)
-        vector = using if using in source_meta else next(iter(source_meta), None)
-        settings = (source_meta.get(vector) or {}).get("model_settings")
-        if not settings:
-            return f"{step.source} records no runnable model for {vector!r}: the old results cannot be computed"
-        return step.source, vector, settings
-    return step.target, using, target_meta[using]["model_settings"]
+    source_meta = recorded_models(client, step.source)
+    vector = using if using in source_meta else next(iter(source_meta), None)
+    settings = (source_meta.get(vector) or {}).get("model_settings")
+    if not settings:
+        return f"{step.source} records no runnable model for {vector!r}: the old results cannot be computed"
+    return step.source, vector, settings

@@ -186,6 +186,7 @@ class Verify(Step):
     search: dict  # {} or {queries, using, k, min_overlap}
     sparse: dict
     settings: dict = field(default_factory=dict)  # what the target must have before it serves: CollectionSettings.stated()
+    quality: dict = field(default_factory=dict)  # {judgments, fingerprint, metrics, min, max_drop, query, current}: see planner
 
 
 @dataclass(frozen=True)

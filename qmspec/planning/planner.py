@@ -16,7 +16,7 @@ from .capabilities import NOT_APPLICABLE_EMBEDDED, applies
 from .diff import (Change, CollectionSetting, ModelUnrecorded, PayloadIndexChanged, ShardKeysMissing, VectorAdded, VectorRemoved, VectorSetting,
                    applicable, diff_collection, same_model, setting_name)
 from .modelfacts import ModelFacts
-from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, recorded_vectors
 from .plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter,
                    LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
 from .rules import RuleContext, check_rules
@@ -38,6 +38,7 @@ class Situation:
     source: LiveCollection | None
     models: dict  # model name -> ModelFacts from a preflight; empty when none ran
     replaced: LiveCollection | None = None  # what the alias serves now, or else the source: a new collection starts from its settings
+    serving: LiveCollection | None = None  # what the alias serves now
 
 
 def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, models: dict[str, ModelFacts] | None = None) -> Plan:
@@ -91,8 +92,9 @@ def assess(spec: Spec, live: LiveState) -> Situation:
         raise PlanningError(f"alias {spec.alias!r} does not exist yet, so there is nothing to copy points from; "
                             f"add `source: {{files: [...]}}` to {spec.file} to load them from files")
     source = live.collections.get(source_name) if source_name else None
-    replaced = live.collections.get(alias_target) if alias_target and alias_target != spec.collection else source
-    return Situation(alias_target, target, source, {}, replaced)
+    serving = live.collections.get(alias_target) if alias_target else None
+    replaced = serving if serving is not None and alias_target != spec.collection else source
+    return Situation(alias_target, target, source, {}, replaced, serving)
 
 
 def _applicable(changes: list[Change], live: LiveState, notes: list[str]) -> list[Change]:
@@ -178,7 +180,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
     steps += late
     if deferred:
         steps.append(RestoreIndexing(spec.collection, restored))
-    steps.append(_verify_step(spec, source, points, _checkable(settings.stated(), live)))
+    steps.append(_verify_step(spec, source, points, _checkable(settings.stated(), live), situation.serving))
     steps.append(SwapAlias(spec.alias, situation.alias_target, spec.collection))
     if spec.cleanup_old == "delete" and spec.cleanup_when == "after_verify" and situation.alias_target:
         steps.append(DeleteCollection(situation.alias_target, after=("verify", "swap_alias")))
@@ -304,7 +306,8 @@ def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None
             vectors[vector.name] = carried[vector.name]
         elif vector.model:
             vectors[vector.name] = recorded_identity(vector, models)
-    return {METADATA_KEY: {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}}
+    stamped = {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}
+    return {METADATA_KEY: stamped | ({"query": spec.query_shape} if spec.query_shape else {})}
 
 
 def recorded_identity(vector, models: dict[str, ModelFacts] | None = None) -> dict:
@@ -366,7 +369,7 @@ def _keys_to_copy(spec: Spec, source: LiveCollection, settings: CollectionSettin
     return _custom_keys(source.settings)
 
 
-def _verify_step(spec: Spec, source: LiveCollection | None, points: int, settings: dict) -> Verify:
+def _verify_step(spec: Spec, source: LiveCollection | None, points: int, settings: dict, current: LiveCollection | None) -> Verify:
     verify = spec.verify
     return Verify(
         source=source.name if source else None,
@@ -381,7 +384,36 @@ def _verify_step(spec: Spec, source: LiveCollection | None, points: int, setting
         search=_check_args(verify.search),
         sparse=_check_args(verify.sparse),
         settings=settings,
+        quality=_quality_args(spec, current),
     )
+
+
+def _quality_args(spec: Spec, current: LiveCollection | None) -> dict:
+    """The judged queries run on the new collection with the spec's query, and on what the alias serves now with the
+    query the application runs there (recorded by qmspec, or the spec's restricted to the vectors it has)."""
+    check = spec.verify.quality
+    if check is None:
+        return {}
+    args = {"judgments": list(check.judgments), "fingerprint": check.fingerprint, "metrics": list(check.metrics),
+            "depth": check.depth, "min": check.minimum, "max_drop": check.max_drop, "query": spec.query_shape, "current": None}
+    if current is not None and current.name != spec.collection:
+        shape = current_query(spec.query_shape, current)
+        args["current"] = {"collection": current.name, "query": shape} if shape else None
+    return args
+
+
+def current_query(wanted: dict, current: LiveCollection) -> dict | None:
+    runnable = {name for name, identity in recorded_vectors(current.metadata).items() if identity.get("model_settings")}
+    recorded = (current.metadata.get(METADATA_KEY) or {}).get("query")
+    if recorded and {entry["using"] for entry in recorded.get("prefetch", [recorded])} <= runnable:
+        return recorded
+    vectors = [entry["using"] for entry in wanted.get("prefetch", [wanted])] if wanted else []
+    kept = [entry for entry in wanted.get("prefetch", ()) if entry["using"] in runnable]
+    if len(kept) > 1:
+        return wanted | {"prefetch": kept}
+    usable = [name for name in vectors if name in runnable] or sorted(name for name in runnable if current.vector(name)
+                                                                       and isinstance(current.vector(name), LiveDenseVector))
+    return {"using": usable[0]} if usable else None
 
 
 def _check_args(check: SearchCheck | None) -> dict:
@@ -451,7 +483,7 @@ def alias_steps(spec: Spec, live: LiveState, situation: Situation) -> list[Step]
     if situation.alias_target == spec.collection:
         return []
     expected = situation.source.points if situation.source else situation.target.points
-    steps: list[Step] = [_verify_step(spec, situation.source, expected, _checkable(spec.settings.stated(), live)),
+    steps: list[Step] = [_verify_step(spec, situation.source, expected, _checkable(spec.settings.stated(), live), situation.serving),
                          SwapAlias(spec.alias, situation.alias_target, spec.collection)]
     if spec.cleanup_old == "delete" and situation.alias_target:
         after = ("verify", "swap_alias") if spec.cleanup_when == "after_verify" else ()

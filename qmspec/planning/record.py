@@ -13,7 +13,7 @@ from .plan import Plan
 
 STATE_FORMAT = 1
 STATE_COLLECTION = "qmspec_state"  # where records are kept with `--state qdrant`: bookkeeping, never managed state
-UNFINISHED = ("running", "failed", "verify_failed", "interrupted")
+UNFINISHED = ("running", "failed", "verify_failed", "interrupted", "staged")  # staged: verified, stopped before the swap
 
 
 class RecordError(QmspecError):
@@ -35,13 +35,14 @@ class StepRecord:
 class ApplyRecord:
     plan: Plan
     plan_hash: str
-    status: str  # running, succeeded, failed, verify_failed, interrupted, rolled_back
+    status: str  # running, succeeded, failed, verify_failed, interrupted, staged, rolled_back
     started_at: str
     alias_before: str | None  # the collection the alias served before this apply
     steps: list[StepRecord]
     finished_at: str | None = None
     verification: dict | None = None  # {"passed", "json", "markdown"}: the report of the verify step
     cleaned_up: str | None = None  # the old collection `qmspec cleanup` deleted
+    accepted: dict | None = None  # {"reason", "at"}: a person accepted the failed quality gates (apply --accept-quality)
 
     @classmethod
     def begin(cls, plan: Plan, at: str) -> ApplyRecord:

@@ -266,9 +266,12 @@ def model_changed_in_place(ctx: RuleContext):
 
 
 @rule("MF303", "error", "hybrid migration without a sparse quality check",
-      "add `verify.sparse` with sample queries (chunk-level BM25 behaves differently, especially for non-English text)")
+      "add `verify.quality` with judgments and a fused `query:` that uses the sparse vector (or at least `verify.sparse`): "
+      "chunk-level BM25 behaves differently, especially for non-English text")
 def hybrid_without_sparse_check(ctx: RuleContext):
-    if ctx.spec.verify.sparse:
+    fused = {entry["using"] for entry in ctx.spec.query_shape.get("prefetch", ())} | {ctx.spec.query_shape.get("using")}
+    judged = ctx.spec.verify.quality and any(v.name in fused for v in ctx.spec.sparse_vectors)
+    if ctx.spec.verify.sparse or judged:
         return
     had = ctx.source or ctx.target
     added = [v.name for v in ctx.spec.sparse_vectors if not (had and had.vector(v.name))]

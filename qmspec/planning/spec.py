@@ -131,6 +131,26 @@ class SearchCheck:
     min_overlap: float = 0.6
 
 
+METRIC = re.compile(r"^(ndcg|recall|mrr|precision|map)@([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """Relevance judgments and the metrics gated on them: `minimum` floors, and the largest drop allowed against
+    what the alias serves now."""
+
+    judgments: tuple[str, ...]  # one JSON Lines file, or BEIR queries.jsonl + qrels .tsv
+    fingerprint: str  # of their content: a saved plan gated on other judgments is another plan
+    metrics: tuple[str, ...] = ("ndcg@10",)
+    minimum: dict = field(default_factory=dict)
+    max_drop: dict = field(default_factory=dict)
+
+    @property
+    def depth(self) -> int:
+        """How many results each query fetches: the largest cut-off of any metric."""
+        return max(int(METRIC.match(metric).group(2)) for metric in self.metrics)
+
+
 @dataclass(frozen=True)
 class VerifySpec:
     count: bool = True
@@ -139,10 +159,11 @@ class VerifySpec:
     payload_sample: int = 1000
     search: SearchCheck | None = None
     sparse: SearchCheck | None = None
+    quality: QualityCheck | None = None
 
     @property
     def has_gates(self) -> bool:
-        return self.count or self.vectors or self.payload_mode != "off" or bool(self.search or self.sparse)
+        return self.count or self.vectors or self.payload_mode != "off" or bool(self.search or self.sparse or self.quality)
 
 
 @dataclass(frozen=True)
@@ -164,8 +185,9 @@ class Spec:
     sparse_vectors: tuple[SparseVectorSpec, ...] = ()
     source: SourceSpec = SourceSpec()
     connection: ConnectionSpec = ConnectionSpec()
-    query_using: str | None = None
+    query_using: str | None = None  # the vector of a single-vector query; None for a fused one
     query_model: str | None = None
+    query_shape: dict = field(default_factory=dict)  # {"using"} or {"prefetch": [{"using", "limit"}], "fusion", "limit"}
     settings: CollectionSettings = CollectionSettings()
     migration: MigrationSpec = MigrationSpec()
     verify: VerifySpec = VerifySpec()
@@ -176,6 +198,7 @@ class Spec:
     lines: dict = field(default_factory=dict, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # the file as read: plans carry it
     env: str | None = None
+    warnings: tuple[Problem, ...] = field(default=(), compare=False, repr=False)  # reported by validate, refuse nothing
 
     def vector(self, name: str) -> DenseVectorSpec | SparseVectorSpec | None:
         for vector in (*self.vectors, *self.sparse_vectors):
@@ -227,7 +250,7 @@ def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> S
     context.problems.extend(semantic_problems(spec, context))
     if context.problems:
         raise SpecError(context.problems)
-    return spec
+    return dataclasses.replace(spec, warnings=tuple(semantic_warnings(spec)))
 
 
 def spec_environments(path: str | os.PathLike) -> list[str]:
@@ -443,6 +466,26 @@ def _search_check(data: dict | None, path: tuple, context: _Context, default_usi
     return SearchCheck(tuple(queries), data.get("using", default_using), data.get("k", 10), data.get("min_overlap", 0.6))
 
 
+def _quality(data: dict | None, context: _Context) -> QualityCheck | None:
+    if not data:
+        return None
+    path = ("verify", "quality", "judgments")
+    judgments = data["judgments"]
+    files = [judgments] if isinstance(judgments, str) else [judgments["queries"], judgments["qrels"]]
+    resolved = tuple(context.resolve_file(file, path) for file in files)
+    digest = hashlib.sha256(b"".join(Path(file).read_bytes() for file in resolved if Path(file).is_file())).hexdigest()[:16]
+    return QualityCheck(resolved, digest, tuple(data.get("metrics", ("ndcg@10",))), data.get("min", {}), data.get("max_drop", {}))
+
+
+def query_shape(query: dict) -> dict:
+    """The query the application runs, as verify and compare run it: one named vector, or Qdrant Query API prefetches
+    fused with rrf/dbsf."""
+    if "prefetch" in query:
+        return {"prefetch": [{"using": entry["using"], "limit": entry.get("limit", 100)} for entry in query["prefetch"]],
+                "fusion": query.get("fusion", "rrf"), "limit": query.get("limit", 10)}
+    return {"using": query["using"]} if query.get("using") else {}
+
+
 def _build_spec(data: dict, context: _Context) -> Spec:
     connection = data.get("connection", {})
     source = data.get("source", {})
@@ -470,8 +513,9 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             prefer_grpc=connection.get("prefer_grpc", False),
             grpc_port=connection.get("grpc_port", 6334),
         ),
-        query_using=query.get("using"),
+        query_using=query.get("using") if "prefetch" not in query else None,
         query_model=query.get("model"),
+        query_shape=query_shape(query),
         settings=CollectionSettings(
             hnsw=data.get("hnsw", {}),
             optimizers=data.get("optimizers", {}),
@@ -494,6 +538,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             payload_sample=payloads.get("sample_size", 1000),
             search=_search_check(verify.get("search"), ("verify", "search"), context, query.get("using")),
             sparse=_search_check(verify.get("sparse"), ("verify", "sparse"), context, _first_sparse(data)),
+            quality=_quality(verify.get("quality"), context),
         ),
         cleanup_old=cleanup.get("old_collection", "keep"),
         cleanup_when=cleanup.get("when", "after_verify"),
@@ -571,7 +616,49 @@ def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
             add(("verify", check_name, "using"), f"{check.using!r} is not a declared vector", "name a vector declared in this spec")
         elif check and not check.using:
             add(("verify", check_name), "no vector to compare", "add `using:` here or `query.using:`")
+    for index, entry in enumerate(spec.query_shape.get("prefetch", ())):
+        if not spec.vector(entry["using"]):
+            add(("query", "prefetch", index, "using"), f"{entry['using']!r} is not a declared vector",
+                f"use one of: {', '.join(v.name for v in (*spec.vectors, *spec.sparse_vectors))}")
+    quality = spec.verify.quality
+    if quality:
+        for metric in quality.metrics:
+            if not METRIC.match(metric):
+                add(("verify", "quality", "metrics"), f"{metric!r} is not a metric qmspec computes",
+                    "use ndcg@K, recall@K, mrr@K, precision@K or map@K, e.g. ndcg@10")
+        for gate in ("min", "max_drop"):
+            for metric in getattr(quality, "minimum" if gate == "min" else gate):
+                if metric not in quality.metrics:
+                    add(("verify", "quality", gate, metric), f"{metric!r} is gated but not computed",
+                        f"add it to verify.quality.metrics ({', '.join(quality.metrics)})")
+        if not spec.query_shape:
+            add(("verify", "quality"), "no query to evaluate", "describe the query the application runs under `query:`")
     return problems
+
+
+def semantic_warnings(spec: Spec) -> list[Problem]:
+    """Gates that cannot fail: they look like safety and check nothing."""
+    found = []
+    for name in ("search", "sparse"):
+        check = getattr(spec.verify, name)
+        if check and check.min_overlap <= 0:
+            path = ("verify", name, "min_overlap")
+            found.append(Problem(spec.file, spec.line_of(*path) or spec.line_of("verify", name), _dotted(path),
+                                 "min_overlap 0 passes whatever the results: this gate cannot fail",
+                                 "gate quality on judgments (verify.quality) or set a threshold that can fail"))
+    quality = spec.verify.quality
+    if quality:
+        for metric, floor in quality.minimum.items():
+            if floor <= 0:
+                path = ("verify", "quality", "min", metric)
+                found.append(Problem(spec.file, spec.line_of(*path), _dotted(path), f"min {metric} {floor} cannot fail",
+                                     "set the lowest value you would accept, or remove the gate"))
+        for metric, drop in quality.max_drop.items():
+            if drop >= 1:
+                path = ("verify", "quality", "max_drop", metric)
+                found.append(Problem(spec.file, spec.line_of(*path), _dotted(path), f"max_drop {metric} {drop} cannot fail",
+                                     "set the largest drop you would accept, e.g. 0.02"))
+    return found
 
 
 def _check_vector(vector, path: tuple, spec: Spec, add) -> None:

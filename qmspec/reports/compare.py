@@ -1,169 +1,158 @@
-"""`qmspec compare`: two vectors side by side on sample queries, each embedded with the model recorded for it.
+"""`qmspec compare`: two retrievers side by side on the same queries, each embedded with the models recorded for it.
 
-A side is `collection:vector` (old and new model as named vectors of one collection, or two collections).
-Per query: the top-k of each side and their overlap@k; with relevance judgments also recall@k and nDCG@k.
+A side is `collection:vector`, or a bare `collection`: the query qmspec recorded for it (a fused hybrid query
+included), else the spec's query where the collection has its vectors. With judgments: every metric for both sides,
+the difference, and the queries each side wins and loses, with their top results. Without: overlap@k only, which
+is agreement between the two, not quality.
 """
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from ..applying.search import here, is_sparse, recorded_models, search_ids
-from ..embed import get_embedder
+from ..applying.quality import Ranking, Retriever, evaluate, rank
+from ..applying.search import recorded_models
 from ..errors import QmspecError
+from ..judgments import Judgments
+from ..planning.livestate import METADATA_KEY
+
+TOP = 3  # results shown per side for a query won or lost
 
 
-@dataclass(frozen=True)
-class Side:
-    collection: str
-    vector: str
-    model: dict
-
-    @property
-    def label(self) -> str:
-        return f"{self.collection}:{self.vector}"
-
-
-@dataclass
-class Row:
-    query: str
-    a: list
-    b: list
-    overlap: float
-    a_scores: list = field(default_factory=list)
-    b_scores: list = field(default_factory=list)
-    a_recall: float | None = None
-    b_recall: float | None = None
-    a_ndcg: float | None = None
-    b_ndcg: float | None = None
-
-
-@dataclass
-class Comparison:
-    a: Side
-    b: Side
-    k: int
-    rows: list[Row]
-
-    @property
-    def judged(self) -> bool:
-        return any(row.a_recall is not None for row in self.rows)
-
-    def mean(self, name: str) -> float | None:
-        values = [getattr(row, name) for row in self.rows if getattr(row, name) is not None]
-        return sum(values) / len(values) if values else None
-
-    def to_json(self) -> str:
-        summary = {name: self.mean(name) for name in ("overlap", "a_recall", "b_recall", "a_ndcg", "b_ndcg")}
-        return json.dumps({"format": 1, "a": asdict(self.a), "b": asdict(self.b), "k": self.k, "summary": summary,
-                           "rows": [asdict(row) for row in self.rows]}, indent=2, default=str) + "\n"
-
-
-def resolve_side(client, text: str, local: dict | None = None) -> Side:
-    """`collection[:vector]` with the model recorded for the vector, run the way `local` (model name -> settings
-    from the spec) runs it on this machine."""
+def resolve_side(client, text: str, spec_query: dict) -> Retriever:
     collection, _, vector = text.partition(":")
     if not client.collection_exists(collection):
         raise QmspecError(f"collection {collection!r} (in {text!r}) does not exist")
     recorded = recorded_models(client, collection)
-    vector = vector or next((name for name, meta in recorded.items() if meta.get("model_settings")), "")
-    settings = (recorded.get(vector) or {}).get("model_settings")
-    if not settings:
-        raise QmspecError(f"{collection} records no runnable model for vector {vector!r}; compare vectors qmspec created "
-                          "(their metadata says which model made them)")
-    return Side(collection, vector, here(settings, local or {}))
+    runnable = {name for name, identity in recorded.items() if identity.get("model_settings")}
+    if vector:
+        if vector not in runnable:
+            raise QmspecError(f"{collection} records no runnable model for vector {vector!r}; compare vectors qmspec created "
+                              "(their metadata says which model made them)")
+        return Retriever(collection, {"using": vector})
+    metadata = client.get_collection(collection).config.metadata or {}
+    for query in ((metadata.get(METADATA_KEY) or {}).get("query"), spec_query):
+        if query and {entry["using"] for entry in query.get("prefetch", [query])} <= runnable:
+            return Retriever(collection, query)
+    if not runnable:
+        raise QmspecError(f"{collection} records no model for any vector; name one as {collection}:VECTOR")
+    return Retriever(collection, {"using": sorted(runnable)[0]})
 
 
-def compare(client, a: Side, b: Side, queries: list[str], k: int, judgments: dict | None = None) -> Comparison:
-    embedders = {side.label: get_embedder(side.model) for side in (a, b)}
-    rows = []
-    for query in queries:
-        hits = {side.label: search_ids(client, side.collection, side.vector, embedders[side.label], query, k,
-                                       is_sparse(client, side.collection, side.vector), with_scores=True) for side in (a, b)}
-        a_hits, b_hits = hits[a.label], hits[b.label]
-        a_ids, b_ids = [i for i, _ in a_hits], [i for i, _ in b_hits]
-        row = Row(query, a_ids, b_ids, len(set(a_ids) & set(b_ids)) / k, [s for _, s in a_hits], [s for _, s in b_hits])
-        relevant = (judgments or {}).get(query)
-        if relevant:
-            row.a_recall, row.b_recall = recall(a_ids, relevant), recall(b_ids, relevant)
-            row.a_ndcg, row.b_ndcg = ndcg(a_ids, relevant, k), ndcg(b_ids, relevant, k)
-        rows.append(row)
-    return Comparison(a, b, k, rows)
+@dataclass
+class Comparison:
+    a: Retriever
+    b: Retriever
+    k: int
+    queries: dict  # id -> text
+    rankings: tuple[Ranking, Ranking]
+    metrics: list = field(default_factory=list)
+    means: tuple = ({}, {})  # per side: metric -> mean
+    per_query: tuple = ({}, {})  # per side: query id -> metric -> value
+    relevant: dict = field(default_factory=dict)  # query id -> {point id: grade}
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.metrics)
+
+    def overlap(self, query_id) -> float:
+        a, b = (set(pid for pid, _ in ranking.results[query_id][:self.k]) for ranking in self.rankings)
+        return len(a & b) / self.k
+
+    @property
+    def mean_overlap(self) -> float:
+        return sum(map(self.overlap, self.queries)) / len(self.queries)
+
+    def changes(self) -> tuple[list, list]:
+        """(queries B wins, queries B loses) on the first metric, largest difference first."""
+        if not self.judged:
+            return [], []
+        metric = self.metrics[0]
+        differences = [(self.per_query[1][qid][metric] - self.per_query[0][qid][metric], qid) for qid in self.queries]
+        wins = sorted((d for d in differences if d[0] > 0), key=lambda d: -d[0])
+        losses = sorted((d for d in differences if d[0] < 0), key=lambda d: d[0])
+        return wins, losses
+
+    def top(self, side: int, query_id) -> list:
+        return [pid for pid, _ in self.rankings[side].results[query_id][:TOP]]
+
+    def to_json(self) -> str:
+        wins, losses = self.changes()
+        rows = [{"query": text, "a": self.top(0, qid), "b": self.top(1, qid), "overlap": self.overlap(qid)}
+                | ({"relevant": sorted(self.relevant[qid], key=str), "a_metrics": self.per_query[0][qid], "b_metrics": self.per_query[1][qid]}
+                   if self.judged else {}) for qid, text in self.queries.items()]
+        return json.dumps({"format": 2, "a": self.a.label, "b": self.b.label, "k": self.k, "mean_overlap": self.mean_overlap,
+                           "metrics": {m: {"a": self.means[0][m], "b": self.means[1][m], "difference": self.means[1][m] - self.means[0][m]}
+                                       for m in self.metrics},
+                           "wins": [self.queries[qid] for _, qid in wins], "losses": [self.queries[qid] for _, qid in losses],
+                           "rows": rows}, indent=2, default=str) + "\n"
 
 
-def recall(ids: list, relevant: set) -> float:
-    return len(set(ids) & relevant) / len(relevant)
-
-
-def ndcg(ids: list, relevant: set, k: int) -> float:
-    gain = sum(1 / math.log2(rank + 2) for rank, pid in enumerate(ids[:k]) if pid in relevant)
-    ideal = sum(1 / math.log2(rank + 2) for rank in range(min(k, len(relevant))))
-    return gain / ideal if ideal else 0.0
-
-
-def load_judgments(path: str) -> dict:
-    """JSON Lines: {"query": "...", "relevant": [ids]} per line."""
-    judgments = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                judgments[record["query"]] = set(record["relevant"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise QmspecError(f"{path}:{number}: expected {{\"query\": \"...\", \"relevant\": [ids]}}") from None
-    return judgments
+def compare(client, a: Retriever, b: Retriever, queries: dict, k: int, judgments: Judgments | None = None,
+            metrics: list[str] = (), local: dict | None = None) -> Comparison:
+    """One batch of searches per side serves every metric and the overlap; queries are embedded in batches."""
+    depth = max([k] + [int(metric.split("@")[1]) for metric in metrics])
+    rankings = (rank(client, a, queries, depth, local), rank(client, b, queries, depth, local))
+    comparison = Comparison(a, b, k, queries, rankings)
+    if judgments is not None and metrics:
+        (mean_a, per_a), (mean_b, per_b) = (evaluate(judgments, ranking, list(metrics)) for ranking in rankings)
+        comparison.metrics, comparison.means, comparison.per_query = list(metrics), (mean_a, mean_b), (per_a, per_b)
+        comparison.relevant = judgments.relevant
+    return comparison
 
 
 # ---------------------------------------------------------------- output
 
 
-def _cells(comparison: Comparison, row: Row) -> list[str]:
-    cells = [row.query, _ids(row.a), _ids(row.b), f"{row.overlap:.2f}"]
-    if comparison.judged:
-        cells += [_num(row.a_recall), _num(row.b_recall), _num(row.a_ndcg), _num(row.b_ndcg)]
-    return cells
+def _summary(comparison: Comparison) -> list[list[str]]:
+    rows = [["metric", "A", "B", "B - A"]]
+    rows += [[metric, f"{comparison.means[0][metric]:.3f}", f"{comparison.means[1][metric]:.3f}",
+              f"{comparison.means[1][metric] - comparison.means[0][metric]:+.3f}"] for metric in comparison.metrics]
+    rows.append([f"overlap@{comparison.k} (agreement)", "", "", f"{comparison.mean_overlap:.2f}"])
+    return rows
 
 
-def _headers(comparison: Comparison) -> list[str]:
-    k = comparison.k
-    headers = ["query", f"{comparison.a.label} top-{k}", f"{comparison.b.label} top-{k}", f"overlap@{k}"]
-    if comparison.judged:
-        headers += [f"recall@{k} A", f"recall@{k} B", f"nDCG@{k} A", f"nDCG@{k} B"]
-    return headers
-
-
-def _totals(comparison: Comparison) -> list[str]:
-    cells = ["mean", "", "", _num(comparison.mean("overlap"))]
-    if comparison.judged:
-        cells += [_num(comparison.mean(name)) for name in ("a_recall", "b_recall", "a_ndcg", "b_ndcg")]
-    return cells
+def _change_lines(comparison: Comparison, changes: list) -> list[str]:
+    metric = comparison.metrics[0]
+    return [f"{difference:+.3f} {metric}  {comparison.queries[qid]!r}  relevant {_ids(sorted(comparison.relevant[qid], key=str))}  "
+            f"A top {_ids(comparison.top(0, qid))}  B top {_ids(comparison.top(1, qid))}" for difference, qid in changes]
 
 
 def render_text(comparison: Comparison) -> str:
-    table = [_headers(comparison)] + [_cells(comparison, row) for row in comparison.rows] + [_totals(comparison)]
-    widths = [min(max(len(line[i]) for line in table), 48) for i in range(len(table[0]))]
-    lines = [f"A = {comparison.a.label} ({comparison.a.model['name']})", f"B = {comparison.b.label} ({comparison.b.model['name']})", ""]
-    for index, line in enumerate(table):
-        lines.append("  ".join(cell[:48].ljust(width) for cell, width in zip(line, widths)).rstrip())
-        if index == 0 or index == len(table) - 2:
-            lines.append("  ".join("-" * width for width in widths))
+    lines = [f"A = {comparison.a.label}", f"B = {comparison.b.label}", f"{len(comparison.queries)} queries", ""]
+    table = _summary(comparison)
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    if comparison.judged:
+        wins, losses = comparison.changes()
+        lines += ["", f"B better on {len(wins)} queries, worse on {len(losses)}, equal on {len(comparison.queries) - len(wins) - len(losses)}"]
+        lines += ["", "wins:"] + [f"  {line}" for line in _change_lines(comparison, wins)] if wins else []
+        lines += ["", "losses:"] + [f"  {line}" for line in _change_lines(comparison, losses)] if losses else []
+    else:
+        lines += ["", "no judgments: overlap says how much the two agree, not which is better (give --judgments)"]
     return "\n".join(lines) + "\n"
 
 
 def render_markdown(comparison: Comparison) -> str:
-    headers = _headers(comparison)
-    lines = [f"### Side by side: `{comparison.a.label}` ({comparison.a.model['name']}) vs `{comparison.b.label}` "
-             f"({comparison.b.model['name']})", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(comparison, row)) + " |" for row in comparison.rows]
-    lines.append("| " + " | ".join(f"**{cell}**" if cell else "" for cell in _totals(comparison)) + " |")
+    lines = [f"### Side by side: A `{comparison.a.label}` vs B `{comparison.b.label}`", "",
+             f"{len(comparison.queries)} queries.", "", "| metric | A | B | B - A |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _summary(comparison)[1:]]
+    if comparison.judged:
+        wins, losses = comparison.changes()
+        for title, changes in (("B wins", wins), ("B loses", losses)):
+            if changes:
+                lines += ["", f"<details><summary>{title} on {len(changes)} queries</summary>", "",
+                          f"| {comparison.metrics[0]} B - A | query | relevant | A top {TOP} | B top {TOP} |", "|---|---|---|---|---|"]
+                lines += [f"| {d:+.3f} | {comparison.queries[qid].replace('|', chr(92) + '|')} | {_ids(sorted(comparison.relevant[qid], key=str))} | "
+                          f"{_ids(comparison.top(0, qid))} | {_ids(comparison.top(1, qid))} |" for d, qid in changes]
+                lines += ["", "</details>"]
+    else:
+        lines += ["", "No judgments: overlap is agreement between the two, not quality."]
     return "\n".join(lines) + "\n"
 
 
 def plot(comparison: Comparison, path: str) -> None:
-    """Per-query overlap (and recall, with judgments) and the score distributions of both sides, as a PNG."""
+    """Per-query difference on the first metric (or the overlap, without judgments) and the means per metric, as a PNG."""
     try:
         import matplotlib
 
@@ -171,31 +160,30 @@ def plot(comparison: Comparison, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise QmspecError("--plot needs matplotlib: pip install 'qmspec[plot]'") from None
-    figure, (per_query, scores) = plt.subplots(1, 2, figsize=(12, 4.5))
-    positions = range(len(comparison.rows))
-    bars = [("overlap", f"overlap@{comparison.k}")]
+    figure, (per_query, means) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ids = list(comparison.queries)
     if comparison.judged:
-        bars += [("a_recall", f"recall@{comparison.k} A"), ("b_recall", f"recall@{comparison.k} B")]
-    width = 0.8 / len(bars)
-    for index, (name, label) in enumerate(bars):
-        offset = (index - (len(bars) - 1) / 2) * width
-        per_query.bar([p + offset for p in positions], [getattr(row, name) or 0 for row in comparison.rows], width=width, label=label)
-    per_query.set_xticks(list(positions), [row.query[:18] for row in comparison.rows], rotation=45, ha="right")
-    per_query.set_ylim(0, 1.05)
-    per_query.set_title("per query")
-    per_query.legend()
-    scores.hist([s for row in comparison.rows for s in row.a_scores], bins=20, alpha=0.6, label=f"A {comparison.a.label}")
-    scores.hist([s for row in comparison.rows for s in row.b_scores], bins=20, alpha=0.6, label=f"B {comparison.b.label}")
-    scores.set_title("score distribution of the top-k")
-    scores.legend()
+        metric = comparison.metrics[0]
+        values = sorted((comparison.per_query[1][qid][metric] - comparison.per_query[0][qid][metric] for qid in ids), reverse=True)
+        per_query.bar(range(len(values)), values, color=["tab:green" if v > 0 else "tab:red" for v in values])
+        per_query.axhline(0, color="black", linewidth=0.8)
+        per_query.set_title(f"{metric}, B - A, per query (sorted)")
+        names = comparison.metrics
+        positions = range(len(names))
+        means.bar([p - 0.2 for p in positions], [comparison.means[0][m] for m in names], width=0.4, label=f"A {comparison.a.label}")
+        means.bar([p + 0.2 for p in positions], [comparison.means[1][m] for m in names], width=0.4, label=f"B {comparison.b.label}")
+        means.set_xticks(list(positions), names)
+        means.set_ylim(0, 1.05)
+        means.set_title("mean over the judged queries")
+        means.legend(fontsize="small")
+    else:
+        per_query.bar(range(len(ids)), [comparison.overlap(qid) for qid in ids])
+        per_query.set_title(f"overlap@{comparison.k} per query (agreement, not quality)")
+        means.axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
 def _ids(ids: list) -> str:
-    return " ".join(map(str, ids))
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
+    return " ".join(map(str, ids)) or "-"
