@@ -39,7 +39,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_validates_a_spec(tmp_path):
     assert installed.returncode == 0, installed.stderr[-2000:]
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    (outside / "spec.yaml").write_text((ROOT / "specs" / "quickstart.yaml").read_text(encoding="utf-8").replace("data/docs.jsonl", str(ROOT / "specs" / "data" / "docs.jsonl")))
+    (outside / "spec.yaml").write_text((ROOT / "specs" / "quickstart.yaml").read_text(encoding="utf-8").replace("data/", str(ROOT / "specs" / "data") + "/"))
     version = subprocess.run([str(venv / "bin" / "qmspec"), "--version"], cwd=outside, capture_output=True, text=True)
     assert version.returncode == 0 and "0.1.0" in version.stdout
     validated = subprocess.run([str(venv / "bin" / "qmspec"), "validate", "spec.yaml"], cwd=outside, capture_output=True, text=True)

@@ -195,6 +195,14 @@ def _gates(step: Verify) -> str:
             gates.append(f"{name} on {check['using']}: {len(check['queries'])} queries, overlap@{check['k']} >= {check['min_overlap']}")
     if step.settings:
         gates.append("settings " + ", ".join(step.settings))
+    if step.quality:
+        quality = step.quality
+        limits = [f"min {metric} {value}" for metric, value in quality["min"].items()]
+        limits += [f"max_drop {metric} {value}" + ("" if quality["current"] else " (n/a: nothing to compare with)")
+                   for metric, value in quality["max_drop"].items()]
+        against = f" and on {quality['current']['collection']}" if quality["current"] else ""
+        gates.append(f"quality: {', '.join(quality['metrics'])} of judged queries ({', '.join(quality['judgments'])}) on {step.target}{against}"
+                     + (f"; {', '.join(limits)}" if limits else ""))
     return "; ".join(gates) if gates else "no gates"
 
 
