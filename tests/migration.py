@@ -26,6 +26,16 @@ cleanup: {{old_collection: delete}}
 STEP_KINDS = ["create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias", "delete_collection"]
 
 
+def hash_quickstart(size: int = 384) -> str:
+    """specs/quickstart.yaml with the hash embedder instead of MiniLM, and without its judged quality gate (the hash
+    embedder answers no question): the quickstart's shape for tests of the machinery."""
+    quickstart = (Path(__file__).parent.parent / "specs" / "quickstart.yaml").read_text(encoding="utf-8")
+    return quickstart[:quickstart.index("verify:")].replace(
+        "      name: sentence-transformers/all-MiniLM-L6-v2\n",
+        f'      name: hash\n      backend: "{PLUGIN}"\n      options: {{size: {size}}}\n').replace(
+        "  model: sentence-transformers/all-MiniLM-L6-v2", "  model: hash")
+
+
 def build_source(store: Path, points: int) -> None:
     client = QdrantClient(path=str(store))
     client.create_collection("docs_v1", vectors_config={"dense": models.VectorParams(size=16, distance=models.Distance.COSINE)},

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+from .migration import hash_quickstart
 from .run import qmspec
 
 pytestmark = pytest.mark.e2e  # real subprocesses and real models
@@ -81,10 +82,7 @@ def test_api_key_never_appears_in_files_or_streams(tmp_path):
     env = {"QDRANT_API_KEY": secret, "QMSPEC_KEY": secret}
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
     spec = tmp_path / "specs" / "hash.yaml"
-    spec.write_text((ROOT / "specs" / "quickstart.yaml").read_text().replace(
-        "      name: sentence-transformers/all-MiniLM-L6-v2\n",
-        "      name: hash\n      backend: tests.plugins.hash_embedder:HashEmbedder\n      options: {size: 384}\n").replace(
-        "  model: sentence-transformers/all-MiniLM-L6-v2", "  model: hash"), encoding="utf-8")
+    spec.write_text(hash_quickstart(), encoding="utf-8")
     runs = [
         qmspec("plan", "specs/hash.yaml", "--out", "plan.json", "--api-key-env", "QMSPEC_KEY", cwd=tmp_path, env=env),
         qmspec("apply", "plan.json", "--auto-approve", "--api-key-env", "QMSPEC_KEY", cwd=tmp_path, env=env),

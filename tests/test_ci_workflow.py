@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .migration import hash_quickstart
+
 pytestmark = pytest.mark.e2e  # real subprocesses
 ROOT = Path(__file__).parent.parent
 WORKFLOW = yaml.safe_load((ROOT / "examples" / "ci" / "qmspec.yml").read_text(encoding="utf-8"))
-HASH_MODEL = "      name: hash\n      backend: tests.plugins.hash_embedder:HashEmbedder\n      options: {size: 384}\n"
 
 
 def step(job: str, name: str) -> dict:
@@ -47,9 +48,7 @@ def test_the_workflow_installs_qmspec_as_a_user_can_and_passes_file_names_throug
 def test_pull_request_plans_then_merge_applies(tmp_path):
     shutil.copytree(ROOT / "specs", tmp_path / "specs")
     good = tmp_path / "specs" / "docs.yaml"
-    quickstart = (ROOT / "specs" / "quickstart.yaml").read_text()
-    good.write_text(quickstart[:quickstart.index("verify:")].replace(  # the hash model answers no judged question
-        "      name: sentence-transformers/all-MiniLM-L6-v2\n", HASH_MODEL).replace("  model: sentence-transformers/all-MiniLM-L6-v2", "  model: hash"))
+    good.write_text(hash_quickstart())
     refused = tmp_path / "specs" / "refused.yaml"
     refused.write_text(good.read_text().replace("query:\n  using: dense\n  model: hash", "query:\n  using: dense\n  model: another"))
     broken = tmp_path / "specs" / "broken.yaml"
