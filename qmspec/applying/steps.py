@@ -14,15 +14,19 @@ import numpy as np
 from qdrant_client import models
 
 from ..embed import get_embedder, is_loaded
-from ..embed.vectors import carried_vectors, fit_linear_map, map_recall
+from ..embed.vectors import fit_linear_map, map_recall
 from ..errors import QmspecError
 from ..planning.modelfacts import model_needs
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                              LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, StepTable, SwapAlias, UpdateCollection, Verify)
+from ..project import Target
 from ..sourcefiles import read_records
 from . import qdrant_ops
 from .baseline import Baseline
 from .journal import Journal, fault_point
+from .engines import InlineEngine
+from .partitioned import PointMaker, copy_partitioned
+from .points import embed_points
 from .progress import Progress
 from .transfer import OnShardKey, payload_hash, pipelined, scroll_pages, update_vectors, upload
 from .verify import VerificationFailed, verify
@@ -47,6 +51,8 @@ class Run:
     index: int
     log: Callable[[str], None]
     resumed: bool = False  # this step began before and is run again
+    engine: object = InlineEngine()  # where partitions run (engines.py)
+    target: Target | None = None  # the Qdrant workers connect to themselves (a server)
 
     @property
     def plan(self) -> Plan:
@@ -158,18 +164,13 @@ def _learned_maps(run: Run, carry: dict) -> dict:
     return maps
 
 
-def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[Callable[[list], list], object]:
+def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[PointMaker, object]:
     """How a copy turns source points into target points (stored vectors carried, new ones embedded on the way),
     and which source vectors it must scroll for that."""
-    distances = qdrant_ops.distances(run.client, step.target)
-    maps = _learned_maps(run, step.carry)
-    embed_new = _embedding_on_the_way(step.embed, run.log)
-
-    def to_points(page: list) -> list:
-        return embed_new([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, step.carry, distances, maps),
-                                             payload=p.payload or {}) for p in page])
-
-    return to_points, sorted({how["from"] for how in step.carry.values()}) or False
+    for args in step.embed.values():
+        _loaded(args["model"], run.log)
+    maker = PointMaker(step.carry, step.embed, qdrant_ops.distances(run.client, step.target), _learned_maps(run, step.carry))
+    return maker, sorted({how["from"] for how in step.carry.values()}) or False
 
 
 @execute.register(CopyPoints)
@@ -183,6 +184,10 @@ def copy_points(step: CopyPoints, run: Run) -> dict:
     to_points, with_vectors = _carrying(run, step)
     progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
     baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
+    if (step.partitions > 1 or run.engine.workers > 1) and not step.shard_keys:
+        copied = copy_partitioned(step, run, to_points, with_vectors, _writer(run, step.target, step), baseline, progress)
+        progress.update(copied, final=True)
+        return {"points": copied}
     copied = position["copied"]
     for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "copied", progress):
         write = _writer(keyed, step.target, step)
@@ -262,29 +267,6 @@ def embed_vectors(step: EmbedVectors, run: Run) -> dict:
 def _scroll_page(plan: Plan) -> int:
     """Embedding pages follow the plan's scroll page (local mode re-sorts every id per scroll call: pages of 1,000+)."""
     return next((s.scroll_page for s in plan.steps if isinstance(s, (CopyPoints, CatchUp))), DEFAULT_SCROLL_PAGE)
-
-
-def embed_points(embedder, points: list, vector: str, text_field: str, sparse: bool) -> list:
-    missing = [p.id for p in points if not isinstance((p.payload or {}).get(text_field), str)]
-    if missing:
-        shown = ", ".join(map(str, missing[:5]))
-        raise ApplyError(f"{len(missing)} point(s) have no text in payload field {text_field!r} (ids {shown}); "
-                         "fix their payloads or set text_field in the spec")
-    if not points:
-        return []
-    embeddings = embedder.embed([p.payload[text_field] for p in points])
-    return [models.PointVectors(id=p.id, vector={vector: _vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
-
-
-def _vector_value(value, sparse: bool):
-    """An embedder's output as Qdrant takes it: a text for Qdrant inference to embed, a sparse vector, or a dense
-    vector (one per token for a multivector)."""
-    if isinstance(value, models.Document):
-        return value
-    if sparse:
-        indices, values = value
-        return models.SparseVector(indices=[int(i) for i in indices], values=[float(v) for v in values])
-    return np.asarray(value, dtype=np.float32).tolist()
 
 
 @execute.register(CatchUp)

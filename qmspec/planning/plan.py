@@ -106,6 +106,7 @@ class CopyPoints(Step):
     update_mode: str
     points: int
     shard_keys: tuple[str | int, ...] = ()  # custom sharding: copied key by key, each point to the key it had
+    partitions: int = 1  # id ranges cut at a sample of ids, each journaled on its own (applying/partitioned.py)
 
 
 @dataclass(frozen=True)

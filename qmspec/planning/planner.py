@@ -20,6 +20,7 @@ from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparse
 from .plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter,
                    LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
 from .rules import RuleContext, check_rules
+from .partitions import partition_count
 from .settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
 from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
 
@@ -168,8 +169,10 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
                                migration.parallel, migration.update_mode, points))
     else:
         points = source.points
+        keys = _keys_to_copy(spec, source, settings)
         steps.append(CopyPoints(source.name, spec.collection, carry, on_copy, migration.batch_size, migration.parallel,
-                                migration.scroll_page, migration.update_mode, points, _keys_to_copy(spec, source, settings)))
+                                migration.scroll_page, migration.update_mode, points, keys,
+                                1 if keys else partition_count(migration.partitions, points)))
     if not on_copy:
         steps += [_embed_step(spec, spec.collection, vector, points, settings) for vector in embed]
     if source is not None:

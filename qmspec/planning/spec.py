@@ -121,6 +121,7 @@ class MigrationSpec:
     update_mode: str = "insert_only"
     defer_indexing: str = "hnsw_m0"
     embed: str = "on_copy"  # or "backfill": separate update_vectors steps after the copy
+    partitions: int | str = "auto"  # id ranges of a copy: a number, or auto (one per 250k points)
 
 
 @dataclass(frozen=True)

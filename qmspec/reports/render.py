@@ -75,8 +75,14 @@ def _copy_points(step: CopyPoints) -> tuple[str, list[str]]:
     carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
                + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
     what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
-    return (f"copy {step.points:,} points {step.source} -> {step.target}",
-            [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)])
+    details = [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)]
+    if step.partitions > 1:
+        details.append(f"in {step.partitions} partitions of about {step.points // step.partitions:,} points: id ranges cut at a sample of "
+                       "ids, each journaled on its own; `apply --workers N` or `--engine ray` runs them in parallel (against the "
+                       "embedded store the workers only embed, the driver reads and writes)")
+    elif step.shard_keys:
+        details.append(f"shard key by shard key: {', '.join(map(str, step.shard_keys))}")
+    return f"copy {step.points:,} points {step.source} -> {step.target}", [line for line in details if line]
 
 
 @describe.register(EmbedVectors)

@@ -30,12 +30,22 @@ def render_status(report: dict) -> str:
                      f"(started {last['started_at']}{', finished ' + last['finished_at'] if last['finished_at'] else ''})")
         lines.append(f"alias before it: {last['alias_before'] or '(none)'}")
         for number, step in enumerate(last["steps"], 1):
-            extra = f"  checkpoint {step['checkpoint']}" if step["checkpoint"] and step["status"] != "done" else ""
+            extra = f"  {_progress(step['checkpoint'])}" if step["checkpoint"] and step["status"] != "done" else ""
             error = f"  error: {step['error']}" if step.get("error") else ""
             lines.append(f"  {number}. {step['kind']:<18} {step['status']}{extra}{error}")
     lock = report["lock"]
     lines.append(f"lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}" if lock else "lock: free")
     return "\n".join(lines)
+
+
+def _progress(checkpoint: dict) -> str:
+    """A partitioned step as partitions done and points written; any other as its checkpoint."""
+    partitions = checkpoint.get("partitions")
+    if not partitions:
+        return f"checkpoint {checkpoint}"
+    states = [part["status"] for part in partitions]
+    return (f"{states.count('done')}/{len(partitions)} partitions done, {states.count('running')} running, "
+            f"{sum(part['copied'] for part in partitions):,} points written")
 
 
 def render_status_markdown(report: dict) -> str:

@@ -1,0 +1,35 @@
+"""Embedded values as Qdrant takes them: what every writer of vectors shares (the executors, and the workers of a
+partitioned copy)."""
+from __future__ import annotations
+
+import numpy as np
+from qdrant_client import models
+
+from ..errors import QmspecError
+
+
+class MissingText(QmspecError):
+    pass
+
+
+def embed_points(embedder, points: list, vector: str, text_field: str, sparse: bool) -> list:
+    missing = [p.id for p in points if not isinstance((p.payload or {}).get(text_field), str)]
+    if missing:
+        shown = ", ".join(map(str, missing[:5]))
+        raise MissingText(f"{len(missing)} point(s) have no text in payload field {text_field!r} (ids {shown}); "
+                         "fix their payloads or set text_field in the spec")
+    if not points:
+        return []
+    embeddings = embedder.embed([p.payload[text_field] for p in points])
+    return [models.PointVectors(id=p.id, vector={vector: _vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
+
+
+def _vector_value(value, sparse: bool):
+    """An embedder's output as Qdrant takes it: a text for Qdrant inference to embed, a sparse vector, or a dense
+    vector (one per token for a multivector)."""
+    if isinstance(value, models.Document):
+        return value
+    if sparse:
+        indices, values = value
+        return models.SparseVector(indices=[int(i) for i in indices], values=[float(v) for v in values])
+    return np.asarray(value, dtype=np.float32).tolist()
