@@ -18,7 +18,7 @@ from qmspec.planning.capabilities import parse_version
 
 from ..migration import PLUGIN
 from .servers import unavailable
-from ..run import cli
+from ..run import ROOT, cli
 
 pytestmark = pytest.mark.server
 if unavailable():  # one line in the report, for the whole suite
@@ -195,4 +195,20 @@ def test_a_named_vector_is_added_in_place_where_the_server_can(qdrant_server, na
         succeeded(result)
         having = models.Filter(must=[models.HasVectorCondition(has_vector="extra")])
         assert client.count(name, count_filter=having, exact=True).count == POINTS
+    client.close()
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_workers_copy_partitions_themselves_against_a_server(qdrant_server, names, tmp_path, engine, monkeypatch):
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import the test embedder
+    client = qdrant_server.client()
+    old, new, alias = f"{names}_v1", f"{names}_v2", f"{names}_docs"
+    source(client, old, alias)
+    spec = write_spec(tmp_path, qdrant_server, alias, new, migration={"batch_size": 64, "scroll_page": 50, "partitions": 6})
+    applied = cli("apply", spec, "--auto-approve", "--workers", "3", "--engine", engine, cwd=tmp_path)
+    succeeded(applied)
+    assert "6 partition(s)" in applied.stdout
+    assert client.count(new, exact=True).count == client.count(old, exact=True).count == POINTS
     client.close()
