@@ -21,19 +21,10 @@ from ..embed.vectors import carried_vectors
 from ..planning.partitions import IdRange, id_ranges
 from ..project import Target
 from .points import embed_points
+from .search import sample_ids
 from .transfer import payload_hash, pipelined, upload
 
-SAMPLE = 4096  # ids sampled to cut the ranges
 DIGEST_MODULUS = 2 ** 64
-
-
-def sample_ids(client, collection: str, size: int = SAMPLE) -> list:
-    """A random sample of ids (Qdrant's random sampling query), or the first page where that is not available."""
-    try:
-        return [point.id for point in client.query_points(collection, query=models.SampleQuery(sample=models.Sample.RANDOM),
-                                                          limit=size, with_payload=False).points]
-    except Exception:  # noqa: BLE001 - servers before 1.11 have no random sampling: the head of the collection still splits
-        return [point.id for point in client.scroll(collection, limit=size, with_payload=False)[0]]
 
 
 def scroll_range(client, collection: str, ids: IdRange, page_size: int, offset=None, with_vectors=False):

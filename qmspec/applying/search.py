@@ -1,5 +1,5 @@
-"""Search a collection the way an application does: the query embedded with the model recorded for the vector it
-queries. Read-only; verification and `qmspec compare` both ask through here."""
+"""Search a collection the way an application does (the query embedded with the model recorded for the vector it
+queries), and sample its ids. Read-only; verification, partitioned copies and `qmspec compare` ask through here."""
 from __future__ import annotations
 
 import warnings
@@ -42,3 +42,12 @@ def search_ids(client, collection: str, vector: str, embedder, query: str, k: in
         warnings.simplefilter("ignore")  # local mode warns that it always searches exactly
         result = client.query_points(collection, query=query_vector, using=vector or None, limit=k, with_payload=False)
     return [(point.id, point.score) if with_scores else point.id for point in result.points]
+
+
+def sample_ids(client, collection: str, size: int = 4096) -> list:
+    """A random sample of ids (Qdrant's random sampling query), or the first page where that is not available."""
+    try:
+        return [point.id for point in client.query_points(collection, query=models.SampleQuery(sample=models.Sample.RANDOM),
+                                                          limit=size, with_payload=False).points]
+    except Exception:  # noqa: BLE001 - servers before 1.11 have no random sampling: the head of the collection still splits
+        return [point.id for point in client.scroll(collection, limit=size, with_payload=False)[0]]

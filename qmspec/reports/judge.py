@@ -10,22 +10,15 @@ with no relevant id are skipped).
 from __future__ import annotations
 
 import json
-import random
 import re
 
 from ..applying.quality import Retriever, rank
+from ..applying.search import sample_ids
 
 
-def sample_queries(client, collection: str, field: str, count: int, seed: int = 0) -> dict:
+def sample_queries(client, collection: str, field: str, count: int) -> dict:
     """query id -> the first sentence (at most 12 words) of `field` of `count` random points."""
-    points, offset = [], None
-    while True:  # ids first, then texts of a sample: a collection of millions is not read whole
-        page, offset = client.scroll(collection, limit=10_000, offset=offset, with_payload=False, with_vectors=False)
-        points += [point.id for point in page]
-        if offset is None:
-            break
-    chosen = random.Random(seed).sample(points, min(count, len(points)))
-    records = client.retrieve(collection, ids=chosen, with_payload=[field])
+    records = client.retrieve(collection, ids=sample_ids(client, collection, count), with_payload=[field])
     queries = {}
     for record in records:
         text = (record.payload or {}).get(field)
