@@ -22,16 +22,16 @@ from ..planning.partitions import IdRange, id_ranges
 from ..project import Target
 from .points import embed_points
 from .search import sample_ids
-from .transfer import payload_hash, pipelined, upload
+from .transfer import payload_hash, pipelined, update_vectors, upload
 
 DIGEST_MODULUS = 2 ** 64
 
 
-def scroll_range(client, collection: str, ids: IdRange, page_size: int, offset=None, with_vectors=False):
+def scroll_range(client, collection: str, ids: IdRange, page_size: int, offset=None, with_vectors=False, with_payload=True):
     """(points, offset of the next page or None) for the points of `ids`, from `offset` (default: the range's start)."""
     offset = ids.start if offset is None else offset
     while True:
-        points, next_offset = client.scroll(collection, limit=page_size, offset=offset, with_payload=True, with_vectors=with_vectors)
+        points, next_offset = client.scroll(collection, limit=page_size, offset=offset, with_payload=with_payload, with_vectors=with_vectors)
         inside = [point for point in points if not ids.past_end(point.id)]
         finished = next_offset is None or len(inside) < len(points) or ids.past_end(next_offset)
         yield inside, None if finished else next_offset
@@ -68,9 +68,10 @@ class PointMaker:
         return points
 
 
-def make_points(job: tuple) -> list:
-    maker, page = job
-    return maker(page)
+def run_maker(job: tuple) -> list:
+    """(a PointMaker or VectorMaker, points) -> what it makes of them: the function workers run."""
+    make, page = job
+    return make(page)
 
 
 @dataclass(frozen=True)
@@ -104,67 +105,145 @@ def copy_partition(job: PartitionJob) -> dict:
     return {"index": job.index, "copied": copied, "digest": summed, "hashes": hashes}
 
 
-def copy_partitioned(step, run, maker: PointMaker, with_vectors, write: Callable[[list], None], baseline, progress) -> int:
-    """Copy `step` in partitions; returns the points copied. `write` is the driver's write to the target (the
-    embedded store), `baseline` records what qmspec wrote."""
-    engine = run.engine
-    position = run.checkpoint() or {}
-    if "partitions" not in position:
-        count = max(step.partitions, engine.workers)
-        ranges = id_ranges(sample_ids(run.client, step.source), count)
-        position = {"partitions": [{"start": r.start, "end": r.end, "status": "pending", "offset": r.start, "copied": 0, "digest": "0"}
-                                   for r in ranges], "copied": 0, "done": False}
-        run.save_checkpoint(position)
-    partitions = position["partitions"]
-    run.log(f"      {len(partitions)} partition(s) on {engine.name}; "
-            f"{sum(p['status'] == 'done' for p in partitions)} done before")
+class Partitions:
+    """The journaled partitions of one step: cut at a sample of ids the first time, read back on resume."""
 
-    def save() -> None:
-        position["copied"] = sum(p["copied"] for p in partitions)
-        position["done"] = all(p["status"] == "done" for p in partitions)
-        run.save_checkpoint(position)
-        progress.update(position["copied"])
+    def __init__(self, run, collection: str, count: int, progress):
+        self.run, self.progress = run, progress
+        self.position = run.checkpoint() or {}
+        if "partitions" not in self.position:
+            ranges = id_ranges(sample_ids(run.client, collection), max(count, run.engine.workers))
+            self.position = {"partitions": [{"start": r.start, "end": r.end, "status": "pending", "offset": r.start, "copied": 0,
+                                             "digest": "0"} for r in ranges], "copied": 0, "done": False}
+            run.save_checkpoint(self.position)
+        self.all = self.position["partitions"]
+        run.log(f"      {len(self.all)} partition(s) on {run.engine.name}; {sum(p['status'] == 'done' for p in self.all)} done before")
 
-    pending = [(index, part) for index, part in enumerate(partitions) if part["status"] != "done"]
-    if run.embedded:
-        # one client: the driver reads and writes, the workers embed slices of each page; reading the next page and
-        # writing the last overlap with the embedding (transfer.pipelined), as in an unpartitioned copy
-        def make(page: list) -> list:
+    @property
+    def pending(self) -> list:
+        return [(index, part) for index, part in enumerate(self.all) if part["status"] != "done"]
+
+    @property
+    def points(self) -> int:
+        return sum(part["copied"] for part in self.all)
+
+    def save(self) -> None:
+        self.position["copied"] = self.points
+        self.position["done"] = all(part["status"] == "done" for part in self.all)
+        self.run.save_checkpoint(self.position)
+        self.progress.update(self.position["copied"])
+
+    def drive(self, collection: str, page_size: int, with_vectors, with_payload, make: Callable[[list], list],
+              write: Callable[[list], None], digested: bool) -> None:
+        """The embedded store's loop: this process reads and writes, the engine's workers run `make` on slices of each
+        page; reading the next page and writing the last overlap with it (transfer.pipelined). One stream over every
+        pending partition, so the pipeline does not drain between them."""
+        engine = self.run.engine
+
+        def made(page: list) -> list:
             chunks = [page[start::engine.workers] for start in range(engine.workers)] if engine.workers > 1 else [page]
-            return [row for made in engine.map(make_points, [(maker, chunk) for chunk in chunks if chunk]) for row in made]
+            return [row for rows in engine.map(run_maker, [(make, chunk) for chunk in chunks if chunk]) for row in rows]
 
-        def pages():  # every pending partition's pages in one stream: the pipeline does not drain between partitions
-            for index, part in pending:
+        def pages():
+            for index, part in self.pending:
                 part["status"] = "running"
-                ranged = scroll_range(run.client, step.source, IdRange(part["start"], part["end"]), step.scroll_page, part["offset"], with_vectors)
+                ranged = scroll_range(self.run.client, collection, IdRange(part["start"], part["end"]), page_size, part["offset"],
+                                      with_vectors, with_payload)
                 for page, next_offset in ranged:
                     yield page, (index, next_offset)
 
         written: list = []  # the rows of the write the next checkpoint records (the writer thread runs both in turn)
 
+        def write_and_keep(rows: list) -> None:
+            write(rows)
+            written[:] = rows
+
+        def checkpoint(where, done: int) -> None:
+            index, next_offset = where
+            part = self.all[index]
+            part.update(offset=next_offset, copied=part["copied"] + len(written), status="running" if next_offset is not None else "done",
+                        digest=digest(written, part["digest"]) if digested else part["digest"])
+            written.clear()
+            self.save()
+
+        pipelined(pages(), made, write_and_keep, checkpoint)
+
+    def dispatch(self, work: Callable, job: Callable[[int, IdRange], object], record: Callable[[dict], None]) -> None:
+        """A server's loop: each pending partition is one job a worker runs whole, against the server itself; a partition
+        begun before is redone from its start (its writes are idempotent)."""
+        pending = self.pending
+        for _, part in pending:
+            part.update(status="running", copied=0, digest="0", offset=part["start"])
+        self.save()
+        for result in self.run.engine.run(work, [job(index, IdRange(part["start"], part["end"])) for index, part in pending]):
+            record(result)
+            self.all[result["index"]].update(status="done", copied=result["copied"], digest=result["digest"], offset=None)
+            self.save()
+
+
+def copy_partitioned(step, run, maker: PointMaker, with_vectors, write: Callable[[list], None], baseline, progress) -> int:
+    """Copy `step` in partitions; returns the points copied. `write` is the driver's write to the target (the embedded
+    store), `baseline` records what qmspec wrote."""
+    partitions = Partitions(run, step.source, step.partitions, progress)
+    if run.embedded:
         def write_and_record(rows: list) -> None:
             write(rows)
             baseline.record(rows)
-            written[:] = rows
 
-        def checkpoint(position, done: int) -> None:
-            index, next_offset = position
-            part = partitions[index]
-            part.update(offset=next_offset, copied=part["copied"] + len(written), digest=digest(written, part["digest"]),
-                        status="running" if next_offset is not None else "done")
-            written.clear()
-            save()
-
-        pipelined(pages(), make, write_and_record, checkpoint)
+        partitions.drive(step.source, step.scroll_page, with_vectors, True, maker, write_and_record, digested=True)
     else:
-        jobs = [PartitionJob(index, IdRange(part["start"], part["end"]), part["start"], run.target,
-                             step.source, step.target, maker, with_vectors, step.scroll_page, step.batch_size, step.parallel, step.update_mode)
-                for index, part in pending]
-        for index, part in pending:
-            part.update(status="running", copied=0, digest="0")  # a partition begun before is redone whole
-        save()
-        for result in engine.run(copy_partition, jobs):
-            baseline.record_hashes(result["hashes"])
-            partitions[result["index"]].update(status="done", copied=result["copied"], digest=result["digest"], offset=None)
-            save()
-    return sum(p["copied"] for p in partitions)
+        partitions.dispatch(copy_partition, lambda index, ids: PartitionJob(
+            index, ids, ids.start, run.target, step.source, step.target, maker, with_vectors, step.scroll_page, step.batch_size,
+            step.parallel, step.update_mode), lambda result: baseline.record_hashes(result["hashes"]))
+    return partitions.points
+
+
+@dataclass(frozen=True)
+class VectorMaker:
+    """Records of the collection -> the vector `vector` embedded from their text: a backfill's unit of work."""
+
+    vector: str
+    model: dict
+    text_field: str
+    sparse: bool
+
+    def __call__(self, page: list) -> list:
+        return embed_points(get_embedder(self.model), page, self.vector, self.text_field, self.sparse)
+
+
+@dataclass(frozen=True)
+class BackfillJob:
+    index: int
+    ids: IdRange
+    target: Target
+    collection: str
+    maker: VectorMaker
+    page_size: int
+    batch_size: int
+    parallel: int
+
+
+def backfill_partition(job: BackfillJob) -> dict:
+    from ..connect import open_client
+
+    filled = 0
+    selector = models.PayloadSelectorInclude(include=[job.maker.text_field])
+    with open_client(job.target) as client:
+        for page, _ in scroll_range(client, job.collection, job.ids, job.page_size, None, False, selector):
+            rows = job.maker(page)
+            update_vectors(client, job.collection, rows, job.batch_size, job.parallel, False)
+            filled += len(rows)
+    return {"index": job.index, "copied": filled, "digest": "0"}
+
+
+def backfill_partitioned(step, run, page_size: int, write: Callable[[list], None], progress) -> int:
+    """Fill one vector of an existing collection in partitions; returns the points filled."""
+    maker = VectorMaker(step.vector, step.model, step.text_field, step.sparse)
+    partitions = Partitions(run, step.collection, step.partitions, progress)
+    if run.embedded:
+        partitions.drive(step.collection, page_size, False, models.PayloadSelectorInclude(include=[step.text_field]), maker, write,
+                         digested=False)
+    else:
+        partitions.dispatch(backfill_partition, lambda index, ids: BackfillJob(
+            index, ids, run.target, step.collection, maker, page_size, step.batch_size, step.parallel), lambda result: None)
+    return partitions.points

@@ -25,7 +25,7 @@ from . import qdrant_ops
 from .baseline import Baseline
 from .journal import Journal, fault_point
 from .engines import InlineEngine
-from .partitioned import PointMaker, copy_partitioned
+from .partitioned import PointMaker, backfill_partitioned, copy_partitioned
 from .points import embed_points
 from .progress import Progress
 from .transfer import OnShardKey, payload_hash, pipelined, scroll_pages, update_vectors, upload
@@ -253,6 +253,11 @@ def embed_vectors(step: EmbedVectors, run: Run) -> dict:
     page_size = max(_scroll_page(run.plan), step.batch_size)
     selector = models.PayloadSelectorInclude(include=[step.text_field])
     progress = Progress(f"embed {step.vector}", step.points, run.log)
+    if (step.partitions > 1 or run.engine.workers > 1) and not step.shard_keys:
+        filled = backfill_partitioned(step, run, page_size, lambda rows: update_vectors(
+            run.client, step.collection, rows, step.batch_size, step.parallel, run.embedded), progress)
+        progress.update(filled, final=True)
+        return {"points": filled}
     embedded = position["embedded"]
     for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "embedded", progress):
         def write(vectors: list, client=keyed.client) -> None:

@@ -123,6 +123,7 @@ class EmbedVectors(Step):
     parallel: int
     points: int
     shard_keys: tuple[str | int, ...] = ()
+    partitions: int = 1  # as in copy_points
 
 
 @dataclass(frozen=True)

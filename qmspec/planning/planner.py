@@ -352,9 +352,11 @@ def embedding_args(vector) -> dict:
 
 def _embed_step(spec: Spec, collection: str, vector, points: int, settings: CollectionSettings) -> EmbedVectors:
     args = embedding_args(vector)
+    keys = _custom_keys(settings)
     return EmbedVectors(collection=collection, vector=vector.name, sparse=args["sparse"], model=args["model"],
                         text_field=args["text_field"], batch_size=spec.migration.batch_size,
-                        parallel=spec.migration.parallel, points=points, shard_keys=_custom_keys(settings))
+                        parallel=spec.migration.parallel, points=points, shard_keys=keys,
+                        partitions=1 if keys else partition_count(spec.migration.partitions, points))
 
 
 def _custom_keys(settings: CollectionSettings) -> tuple:

@@ -75,21 +75,24 @@ def _copy_points(step: CopyPoints) -> tuple[str, list[str]]:
     carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
                + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
     what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
-    details = [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page)]
-    if step.partitions > 1:
-        details.append(f"in {step.partitions} partitions of about {step.points // step.partitions:,} points: id ranges cut at a sample of "
-                       "ids, each journaled on its own; `apply --workers N` or `--engine ray` runs them in parallel (against the "
-                       "embedded store the workers only embed, the driver reads and writes)")
-    elif step.shard_keys:
-        details.append(f"shard key by shard key: {', '.join(map(str, step.shard_keys))}")
+    details = [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page), _partitioning(step)]
     return f"copy {step.points:,} points {step.source} -> {step.target}", [line for line in details if line]
+
+
+def _partitioning(step: CopyPoints | EmbedVectors) -> str:
+    if step.partitions > 1:
+        return (f"in {step.partitions} partitions of about {step.points // step.partitions:,} points: id ranges cut at a sample of "
+                "ids, each journaled on its own; `apply --workers N` or `--engine ray` runs them in parallel (against the "
+                "embedded store the workers only embed, the driver reads and writes)")
+    return f"shard key by shard key: {', '.join(map(str, step.shard_keys))}" if step.shard_keys else ""
 
 
 @describe.register(EmbedVectors)
 def _embed_vectors(step: EmbedVectors) -> tuple[str, list[str]]:
     kind = "sparse " if step.sparse else ""
+    details = [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}", _partitioning(step)]
     return (f"embed {kind}{step.vector} in {step.collection} with {step.model['name']} ({step.model['backend']})",
-            [f"{step.points:,} points, text from payload field {step.text_field!r}, batches of {step.batch_size}"])
+            [line for line in details if line])
 
 
 @describe.register(LearnAdapter)
