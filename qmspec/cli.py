@@ -298,7 +298,7 @@ def _load_spec_or_plan(source: str, env: str | None):
 @click.option("--accept-quality", metavar="REASON",
               help="Accept failed quality gates of the open apply, for the reason given (journaled), and go on.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="Run the copy's partitions on this many workers (local processes, or Ray tasks with --engine ray).")
+              help="Run the partitions of a copy or backfill on this many workers (local processes, or Ray tasks with --engine ray).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: processes on this machine; ray: a Ray cluster (needs qmspec[ray]).")
 @click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: RAY_ADDRESS, else a local cluster).")
