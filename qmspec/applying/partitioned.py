@@ -1,10 +1,10 @@
-"""A copy split into id-range partitions, each journaled on its own, run by an engine (engines.py).
+"""A copy or a backfill split into id-range partitions, each journaled on its own, run by an engine (engines.py).
 
 The ranges are cut at a sample of ids when the step first runs, and journaled, so a resumed apply works on the same
 ranges and only on those not done. Each partition records its status, where it stands (the scroll offset), the
 points it wrote and a digest of their payload hashes (a sum, so any order of pages gives the same digest).
 
-Against a server, each worker copies whole partitions itself: it opens its own client, scrolls its range, embeds
+Against a server, each worker runs whole partitions itself: it opens its own client, scrolls its range, embeds
 and writes insert-only, and returns what it wrote. A worker that dies loses only its partition's progress, which is
 redone (insert-only: nothing duplicated). The embedded store admits one client, so there the driver reads and writes
 and the workers only embed, each page split between them.
