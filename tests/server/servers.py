@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 IMAGE = os.environ.get("QMSPEC_TEST_QDRANT_IMAGE", "qdrant/qdrant:latest")
 
