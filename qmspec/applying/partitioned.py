@@ -20,7 +20,7 @@ from ..embed import get_embedder
 from ..embed.vectors import carried_vectors
 from ..planning.partitions import IdRange, id_ranges
 from ..project import Target
-from .points import embed_points
+from .points import embed_into, embed_points
 from .search import sample_ids
 from .transfer import payload_hash, pipelined, update_vectors, upload
 
@@ -59,13 +59,8 @@ class PointMaker:
     maps: dict  # vector -> learned matrix (numpy)
 
     def __call__(self, page: list) -> list:
-        points = [models.PointStruct(id=p.id, vector=carried_vectors(p.vector, self.carry, self.distances, self.maps), payload=p.payload or {})
-                  for p in page]
-        for vector, args in self.embed.items():
-            computed = embed_points(get_embedder(args["model"]), points, vector, args["text_field"], args["sparse"])
-            for point, value in zip(points, computed):
-                point.vector[vector] = value.vector[vector]
-        return points
+        return embed_into([models.PointStruct(id=p.id, vector=carried_vectors(p.vector, self.carry, self.distances, self.maps),
+                                              payload=p.payload or {}) for p in page], self.embed)
 
 
 def run_maker(job: tuple) -> list:

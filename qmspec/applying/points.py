@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qdrant_client import models
 
+from ..embed import get_embedder
 from ..errors import QmspecError
 
 
@@ -33,3 +34,12 @@ def _vector_value(value, sparse: bool):
         indices, values = value
         return models.SparseVector(indices=[int(i) for i in indices], values=[float(v) for v in values])
     return np.asarray(value, dtype=np.float32).tolist()
+
+
+def embed_into(points: list, embed: dict) -> list:
+    """Fill each point's new vectors (`embed`: vector -> {"model", "text_field", "sparse"}) from its payload text."""
+    for vector, args in embed.items():
+        computed = embed_points(get_embedder(args["model"]), points, vector, args["text_field"], args["sparse"])
+        for point, value in zip(points, computed):
+            point.vector[vector] = value.vector[vector]
+    return points

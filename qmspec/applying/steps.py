@@ -26,7 +26,7 @@ from .baseline import Baseline
 from .journal import Journal, fault_point
 from .engines import InlineEngine
 from .partitioned import PointMaker, backfill_partitioned, copy_partitioned
-from .points import embed_points
+from .points import embed_into, embed_points
 from .progress import Progress
 from .transfer import OnShardKey, payload_hash, pipelined, scroll_pages, update_vectors, upload
 from .verify import VerificationFailed, verify
@@ -167,8 +167,7 @@ def _learned_maps(run: Run, carry: dict) -> dict:
 def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[PointMaker, object]:
     """How a copy turns source points into target points (stored vectors carried, new ones embedded on the way),
     and which source vectors it must scroll for that."""
-    for args in step.embed.values():
-        _loaded(args["model"], run.log)
+    _load_models(step.embed, run.log)
     maker = PointMaker(step.carry, step.embed, qdrant_ops.distances(run.client, step.target), _learned_maps(run, step.carry))
     return maker, sorted({how["from"] for how in step.carry.values()}) or False
 
@@ -224,16 +223,14 @@ def _per_shard_key(run: Run, keys: tuple, position: dict, counter: str, progress
 
 def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[list], list]:
     """Fill each point's new vectors from its payload text before it is written: one write per point."""
-    embedders = {vector: _loaded(args["model"], log) for vector, args in embed.items()}
+    _load_models(embed, log)
+    return lambda points: embed_into(points, embed)
 
-    def fill(points: list) -> list:
-        for vector, args in embed.items():
-            computed = embed_points(embedders[vector], points, vector, args["text_field"], args["sparse"])
-            for point, value in zip(points, computed):
-                point.vector[vector] = value.vector[vector]
-        return points
 
-    return fill
+def _load_models(embed: dict, log: Callable[[str], None]) -> None:
+    """Load the models a step embeds with before its first page arrives, saying so."""
+    for args in embed.values():
+        _loaded(args["model"], log)
 
 
 def _loaded(model: dict, log: Callable[[str], None]):
