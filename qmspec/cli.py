@@ -554,7 +554,7 @@ def compare(spec_path, side_a, side_b, queries_file, judgment_files, metrics, k,
     if unknown:
         raise QmspecError(f"--metric {unknown[0]}: use ndcg@K, recall@K, mrr@K, precision@K or map@K")
     queries = judgments.queries if judgments else _compare_queries(spec, queries_file)
-    local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
+    local = _models_here(spec)
     with open_client(target) as client:
         serving = aliases(client).get(spec.alias, spec.alias)
         a = comparing.resolve_side(client, side_a or serving, spec.query_shape)
@@ -586,7 +586,7 @@ def judge(spec_path, out_path, queries_file, sample_count, k, connection):
 
     spec, target = connection.spec_and_target(spec_path)
     text_field = next((vector.text_field for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model), "text")
-    local = {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
+    local = _models_here(spec)
     with open_client(target) as client:
         serving = aliases(client).get(spec.alias)
         names = [name for name in dict.fromkeys((serving, spec.collection)) if name and client.collection_exists(name)]
@@ -598,6 +598,12 @@ def judge(spec_path, out_path, queries_file, sample_count, k, connection):
     Path(out_path).write_text(to_json_lines(records), encoding="utf-8")
     click.echo(f"wrote {len(records)} queries with their candidates from {', '.join(side.label for side in sides)} to {out_path}; "
                "fill each `relevant` list with the ids that answer the query, then set verify.quality.judgments to the file")
+
+
+def _models_here(spec) -> dict:
+    """Model name -> the settings the spec runs it with on this machine (a local path, a device), for searching
+    collections whose metadata records the model but not where it lies here."""
+    return {vector.model.name: vector.model.settings for vector in (*spec.vectors, *spec.sparse_vectors) if vector.model}
 
 
 def _compare_queries(spec, queries_file) -> dict:

@@ -408,6 +408,8 @@ def _quality_args(spec: Spec, current: LiveCollection | None) -> dict:
 
 
 def current_query(wanted: dict, current: LiveCollection) -> dict | None:
+    """The query that runs on `current`: the one qmspec recorded there, else `wanted` restricted to the vectors
+    `current` records a runnable model for (verify's baseline, compare's bare collection)."""
     runnable = {name for name, identity in recorded_vectors(current.metadata).items() if identity.get("model_settings")}
     recorded = (current.metadata.get(METADATA_KEY) or {}).get("query")
     if recorded and {entry["using"] for entry in recorded.get("prefetch", [recorded])} <= runnable:

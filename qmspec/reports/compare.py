@@ -1,7 +1,7 @@
 """`qmspec compare`: two retrievers side by side on the same queries, each embedded with the models recorded for it.
 
 A side is `collection:vector`, or a bare `collection`: the query qmspec recorded for it (a fused hybrid query
-included), else the spec's query where the collection has its vectors. With judgments: every metric for both sides,
+included), else the spec's query restricted to the vectors the collection has models for, as verify chooses it. With judgments: every metric for both sides,
 the difference, and the queries each side wins and loses, with their top results. Without: overlap@k only, which
 is agreement between the two, not quality.
 """
@@ -14,7 +14,8 @@ from ..applying.quality import Ranking, Retriever, evaluate, rank
 from ..applying.search import recorded_models
 from ..errors import QmspecError
 from ..judgments import Judgments
-from ..planning.livestate import METADATA_KEY
+from ..live import read_collection
+from ..planning.planner import current_query
 
 TOP = 3  # results shown per side for a query won or lost
 
@@ -30,10 +31,9 @@ def resolve_side(client, text: str, spec_query: dict) -> Retriever:
             raise QmspecError(f"{collection} records no runnable model for vector {vector!r}; compare vectors qmspec created "
                               "(their metadata says which model made them)")
         return Retriever(collection, {"using": vector})
-    metadata = client.get_collection(collection).config.metadata or {}
-    for query in ((metadata.get(METADATA_KEY) or {}).get("query"), spec_query):
-        if query and {entry["using"] for entry in query.get("prefetch", [query])} <= runnable:
-            return Retriever(collection, query)
+    query = current_query(spec_query, read_collection(client, collection, exact=False))  # as verify picks it
+    if query:
+        return Retriever(collection, query)
     if not runnable:
         raise QmspecError(f"{collection} records no model for any vector; name one as {collection}:VECTOR")
     return Retriever(collection, {"using": sorted(runnable)[0]})
