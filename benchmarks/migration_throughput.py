@@ -36,7 +36,7 @@ from qdrant_client import QdrantClient, models  # noqa: E402
 from qmspec.applying.journal import Journal  # noqa: E402
 from qmspec.applying.runner import apply_plan  # noqa: E402
 from qmspec.embed import get_embedder  # noqa: E402
-from qmspec.planning.plan import CopyPoints, CreateCollection, Plan  # noqa: E402
+from qmspec.planning.plan import Carry, CopyPoints, CreateCollection, Embedding, Plan, Prior  # noqa: E402
 from qmspec.planning.record import AliasRecord  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "migration_throughput.json"
@@ -75,7 +75,7 @@ def make_source(client, name: str, corpus: list[str], vector_size: int) -> None:
 
 def qmspec_steps(client, steps: list, points: int) -> float:
     plan = Plan(alias="bench", collection=steps[0].collection, spec_file="bench", spec_hash="bench",
-                prior={"fingerprint": "", "server_version": None, "embedded": True, "alias_target": None, "collections": []},
+                prior=Prior("", None, True, None, ()),
                 steps=tuple(steps))
     journal = Journal(MemoryStore(), AliasRecord("bench"))
     journal.start(plan)
@@ -103,7 +103,7 @@ def bench_embedding(model_name: str, count: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         client = QdrantClient(path=folder)
         make_source(client, "src", corpus, 8)
-        embed = {"dense": {"model": model, "text_field": "text", "sparse": False}}
+        embed = {"dense": Embedding(model, "text")}
         steps = [create_step("qm", dimension), CopyPoints("src", "qm", {}, embed, 128, 2, 1000, "insert_only", count)]
         qmspec_rate = count / qmspec_steps(client, steps, count)
 
@@ -137,7 +137,7 @@ def bench_copy(count: int, size: int = 384) -> dict:
         ceiling = count / (time.perf_counter() - started)
         del prepared
 
-        steps = [create_step("qm", size), CopyPoints("src", "qm", {"dense": {"from": "dense", "truncate_to": None}}, {}, 128,
+        steps = [create_step("qm", size), CopyPoints("src", "qm", {"dense": Carry("dense")}, {}, 128,
                                                      2, 1000, "insert_only", count)]
         qmspec_rate = count / qmspec_steps(client, steps, count)
 
@@ -199,8 +199,8 @@ def memory_run(kind: str, points: int) -> None:
              "truncate_dim": None, "options": {"size": 384}}
     sys.path.insert(0, str(ROOT))
     get_embedder(model)
-    carry = {"dense": {"from": "dense", "truncate_to": None}} if kind == "copy" else {}
-    embed = {} if kind == "copy" else {"dense": {"model": model, "text_field": "text", "sparse": False}}
+    carry = {"dense": Carry("dense")} if kind == "copy" else {}
+    embed = {} if kind == "copy" else {"dense": Embedding(model, "text")}
     steps = [create_step("qm", 384), CopyPoints("src", "qm", carry, embed, 128, 2, 1000, "insert_only", points)]
     sampler = RssSampler()
     before = sampler.current()

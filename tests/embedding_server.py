@@ -69,10 +69,18 @@ class EmbeddingServer:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.answered = False
                 fault = server._next_fault()
                 try:
                     self._answer(body, fault)
                 finally:
+                    self._done()
+
+            def _done(self) -> None:
+                """Out of flight once the answer is decided, before it is sent: the client's next request may arrive
+                before this thread runs again."""
+                if not self.answered:
+                    self.answered = True
                     with server.lock:
                         server.in_flight -= 1
 
@@ -101,6 +109,7 @@ class EmbeddingServer:
                                 '"usage":{"prompt_tokens":0,"total_tokens":0}}')
 
             def _send(self, status: int, payload: dict | str, headers: dict | None = None) -> None:
+                self._done()
                 send_json(self, status, payload, headers)
 
         return Handler

@@ -10,6 +10,7 @@ import pytest
 from qmspec.applying.progress import Progress
 from qmspec.applying.transfer import pipelined
 from qmspec.embed.vectors import carried_vectors
+from qmspec.planning.plan import Carry
 
 
 def pages(count: int, size: int):
@@ -70,10 +71,10 @@ def test_progress_logs_plain_lines_when_not_a_terminal():
 
 def test_matryoshka_carry_truncates_and_renormalizes_for_cosine_only():
     vector = {"full": [3.0, 4.0, 12.0]}
-    carry = {"short": {"from": "full", "truncate_to": 2}}
+    carry = {"short": Carry("full", truncate_to=2)}
     assert carried_vectors(vector, carry, {"short": "Cosine"}) == {"short": pytest.approx([0.6, 0.8])}
     assert carried_vectors(vector, carry, {"short": "Euclid"}) == {"short": [3.0, 4.0]}
-    assert carried_vectors(vector, {"same": {"from": "full", "truncate_to": None}}, {}) == {"same": [3.0, 4.0, 12.0]}
+    assert carried_vectors(vector, {"same": Carry("full")}, {}) == {"same": [3.0, 4.0, 12.0]}
 
 
 def test_bm25_options_change_tokenization_and_queries_match_documents():

@@ -8,6 +8,7 @@ import pytest
 from qmspec.planning import capabilities
 from qmspec.planning.settings import quantization_differs, subset_differs
 from qmspec.planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from qmspec.planning.plan import Carry
 from qmspec.planning.planner import PlanningError, plan_migration
 from qmspec.planning.spec import DenseVectorSpec, ModelSpec, SourceSpec, Spec, SparseVectorSpec
 
@@ -42,7 +43,7 @@ def codes(plan) -> set[str]:
 def test_same_model_same_shape_is_carried_not_re_embedded():
     plan = plan_migration(spec(), live(collection()))
     assert kinds(plan) == ["create_collection", "copy_points", "catch_up", "restore_indexing", "verify", "swap_alias"]
-    assert plan.steps[1].carry == {"dense": {"from": "dense", "truncate_to": None}}
+    assert plan.steps[1].carry == {"dense": Carry("dense")}
     assert plan.estimate["vectors_to_embed"] == 0
 
 
@@ -165,5 +166,5 @@ def test_metadata_records_a_portable_identity_never_a_path():
     assert recorded["prompts"] == {"query": "query: ", "document": "passage: "}
     assert "path" not in recorded["model_settings"] and "device" not in recorded["model_settings"]
     assert "/home/me" not in str(recorded)
-    assert plan.steps[1].embed["dense"]["model"]["path"] == "/home/me/models/e5"  # the step still loads it from there
+    assert plan.steps[1].embed["dense"].model["path"] == "/home/me/models/e5"  # the step still loads it from there
     assert plan.estimate["embedding"] == [{"vector": "dense", "model": E5.name, "texts": 10, "seconds": 0.0}]

@@ -19,6 +19,7 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..embed.vectors import carried_vectors
 from ..planning.partitions import IdRange, id_ranges
+from ..planning.plan import Carry, Embedding
 from ..project import Target
 from .points import embed_into, embed_points
 from .search import sample_ids
@@ -53,8 +54,8 @@ class PointMaker:
     """Source points -> target points: stored vectors carried, new ones embedded. Picklable, so a worker process or a
     Ray task makes points exactly as the driver would (each loads its models once)."""
 
-    carry: dict
-    embed: dict
+    carry: dict[str, Carry]
+    embed: dict[str, Embedding]
     distances: dict
     maps: dict  # vector -> learned matrix (numpy)
 

@@ -7,6 +7,7 @@ from qdrant_client import models
 
 from ..embed import get_embedder
 from ..errors import QmspecError
+from ..planning.plan import Embedding
 
 
 class MissingText(QmspecError):
@@ -36,10 +37,10 @@ def _vector_value(value, sparse: bool):
     return np.asarray(value, dtype=np.float32).tolist()
 
 
-def embed_into(points: list, embed: dict) -> list:
-    """Fill each point's new vectors (`embed`: vector -> {"model", "text_field", "sparse"}) from its payload text."""
-    for vector, args in embed.items():
-        computed = embed_points(get_embedder(args["model"]), points, vector, args["text_field"], args["sparse"])
+def embed_into(points: list, embed: dict[str, Embedding]) -> list:
+    """Fill each point's new vectors from its payload text."""
+    for vector, how in embed.items():
+        computed = embed_points(get_embedder(how.model), points, vector, how.text_field, how.sparse)
         for point, value in zip(points, computed):
             point.vector[vector] = value.vector[vector]
     return points

@@ -12,6 +12,7 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..errors import QmspecError
 from ..judgments import Judgments
+from ..planning.plan import QualityGates
 from .search import here, query_value, recorded_models
 
 BATCH = 64  # queries embedded and searched per request
@@ -117,9 +118,9 @@ class Gate:
         return f"{self.metric} change {0.0 - self.value:+.3f} {'within' if self.passed else 'exceeds'} max_drop {self.threshold}"
 
 
-def gates(check: dict, new: dict, current: dict | None) -> list[Gate]:
-    found = [Gate(metric, "min", floor, new[metric], new[metric] >= floor) for metric, floor in check.get("min", {}).items()]
-    for metric, allowed in check.get("max_drop", {}).items():
+def gates(check: QualityGates, new: dict, current: dict | None) -> list[Gate]:
+    found = [Gate(metric, "min", floor, new[metric], new[metric] >= floor) for metric, floor in check.minimum.items()]
+    for metric, allowed in check.max_drop.items():
         if current is None:
             found.append(Gate(metric, "max_drop", allowed, None, True))
         else:

@@ -156,7 +156,7 @@ def _learned_maps(run: Run, carry: dict) -> dict:
     """Matrices of the adapters this plan learned; a resumed apply on a runner without them learns them again."""
     maps = {}
     for vector, how in carry.items():
-        if how.get("adapter"):
+        if how.adapter:
             path = adapter_path(run, vector)
             if not path.exists():
                 raise ApplyError(f"the learned map for {vector} ({path}) is missing: roll back and apply again to relearn it")
@@ -169,7 +169,7 @@ def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[PointMaker, object]
     and which source vectors it must scroll for that."""
     _load_models(step.embed, run.log)
     maker = PointMaker(step.carry, step.embed, qdrant_ops.distances(run.client, step.target), _learned_maps(run, step.carry))
-    return maker, sorted({how["from"] for how in step.carry.values()}) or False
+    return maker, sorted({how.source_vector for how in step.carry.values()}) or False
 
 
 @execute.register(CopyPoints)
@@ -229,8 +229,8 @@ def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[
 
 def _load_models(embed: dict, log: Callable[[str], None]) -> None:
     """Load the models a step embeds with before its first page arrives, saying so."""
-    for args in embed.values():
-        _loaded(args["model"], log)
+    for how in embed.values():
+        _loaded(how.model, log)
 
 
 def _loaded(model: dict, log: Callable[[str], None]):

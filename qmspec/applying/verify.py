@@ -115,7 +115,7 @@ def verify(client, step, local: dict | None = None, log=lambda line: None, basel
         expected, actual = _expected_payload_hashes(client, step, page_size), _hashes(client, step.target, page_size)
     application = ApplicationWrites.find(step, baseline, expected, actual)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
-    planned += [f"agreement on {check['using']}: {len(check['queries'])} queries" for check in (step.search, step.sparse) if check]
+    planned += [f"agreement on {check.using}: {len(check.queries)} queries" for check in (step.search, step.sparse) if check]
     planned += ["settings"] * bool(step.settings)
     planned += ["quality on judged queries"] * bool(step.quality)
     log(f"      checking {', '.join(planned) or 'nothing'}")
@@ -143,13 +143,13 @@ def check_quality(client, step, local: dict, accepted: str | None) -> Check:
     from .quality import Retriever, evaluate, gates, rank
 
     quality = step.quality
-    judgments = load_judgments(quality["judgments"])
-    metrics, depth = quality["metrics"], quality["depth"]
-    new, per_query = evaluate(judgments, rank(client, Retriever(step.target, quality["query"]), judgments.queries, depth, local), metrics)
+    judgments = load_judgments(quality.judgments)
+    metrics, depth = list(quality.metrics), quality.depth
+    new, per_query = evaluate(judgments, rank(client, Retriever(step.target, quality.query), judgments.queries, depth, local), metrics)
     figures = {"metrics": metrics, "queries": len(judgments), "new": new, "per_query_new": per_query}
     current = None
-    if quality["current"]:
-        baseline = Retriever(quality["current"]["collection"], quality["current"]["query"])
+    if quality.current:
+        baseline = Retriever(quality.current.collection, quality.current.query)
         current, per_query_current = evaluate(judgments, rank(client, baseline, judgments.queries, depth, local), metrics)
         figures |= {"current": current, "current_label": baseline.label, "per_query_current": per_query_current}
     found = gates(quality, new, current)
@@ -228,7 +228,7 @@ def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
     searched with its own model (for a sparse vector: the new collection's dense results). With no old collection
     there is nothing to agree with: not applicable."""
     name = "sparse agreement" if sparse else "agreement"
-    using, k = check["using"], check["k"]
+    using, k = check.using, check.k
     if not sparse and not step.source:
         return Check(name, True, "not applicable (nothing to compare with: no previous collection)", applicable=False)
     target_meta = recorded_models(client, step.target)
@@ -242,14 +242,14 @@ def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
     new_embedder = get_embedder(here(new_model["model_settings"], local))
     ref_embedder = get_embedder(here(ref_settings, local))
     overlaps = []
-    for query in check["queries"]:
+    for query in check.queries:
         new_ids = search_ids(client, step.target, using, new_embedder, query, k, sparse)
         ref_ids = search_ids(client, ref_collection, ref_vector, ref_embedder, query, k, is_sparse(client, ref_collection, ref_vector))
         overlaps.append(len(set(new_ids) & set(ref_ids)) / k)
     overlap = sum(overlaps) / len(overlaps)
-    passed = overlap >= check["min_overlap"]
-    detail = (f"overlap@{k} {overlap:.2f} with {ref_collection}.{ref_vector} (min {check['min_overlap']}) over "
-              f"{len(check['queries'])} queries: agreement, not quality")
+    passed = overlap >= check.min_overlap
+    detail = (f"overlap@{k} {overlap:.2f} with {ref_collection}.{ref_vector} (min {check.min_overlap}) over "
+              f"{len(check.queries)} queries: agreement, not quality")
     return Check(name, passed, detail, {"overlap": overlap, "per_query_overlap": overlaps})
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..planning.plan import Carry
 
-def carried_vectors(record_vector: dict | None, carry: dict, distances: dict, maps: dict | None = None) -> dict:
+
+def carried_vectors(record_vector: dict | None, carry: dict[str, Carry], distances: dict, maps: dict | None = None) -> dict:
     """The vectors a copied point keeps: renamed; for Matryoshka truncated, or mapped through a learned linear map
     (`maps`: target vector -> matrix); then re-normalized where the distance wants unit vectors."""
     result = {}
     for target_name, how in carry.items():
-        value = (record_vector or {}).get(how["from"])
+        value = (record_vector or {}).get(how.source_vector)
         if value is None:
             continue
-        if how.get("truncate_to") or how.get("adapter"):
+        if how.truncate_to or how.adapter:
             changed = np.asarray(value, dtype=np.float32)
-            changed = changed[: how["truncate_to"]] if how.get("truncate_to") else changed @ maps[target_name]
+            changed = changed[: how.truncate_to] if how.truncate_to else changed @ maps[target_name]
             if distances.get(target_name) in ("Cosine", "Dot"):
                 norm = float(np.linalg.norm(changed))
                 changed = changed / norm if norm else changed

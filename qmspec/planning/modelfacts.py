@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .plan import CopyPoints, EmbedVectors, LearnAdapter, LoadFiles, Plan
+from .plan import CopyPoints, LoadFiles, Plan, embeds
 from .spec import Spec
 
 CHARS_PER_TOKEN = 4  # the usual estimate for English text when the API's tokenizer is not at hand
@@ -60,23 +60,15 @@ def model_needs(plan: Plan, spec: Spec | None) -> list[ModelNeed]:
     """Every model the plan embeds with, once per vector, in plan order. Without the spec (a saved plan), the
     dimensions are not checked."""
     needs: dict[str, ModelNeed] = {}
-
-    def add(vector: str, settings: dict, text_field: str, **where) -> None:
-        size = getattr(spec.vector(vector), "size", None) if spec else None
-        needs.setdefault(vector, ModelNeed(vector, settings, size, text_field, **where))
-
     filled: dict[str, dict] = {}  # a collection this plan fills -> where its points come from
     for step in plan.steps:
         if isinstance(step, CopyPoints):
             filled[step.target] = {"collection": step.source}
-            for vector, args in step.embed.items():
-                add(vector, args["model"], args["text_field"], **filled[step.target])
         elif isinstance(step, LoadFiles):
             filled[step.collection] = {"files": step.files, "id_field": step.id_field}
-            for vector, args in step.embed.items():
-                add(vector, args["model"], args["text_field"], **filled[step.collection])
-        elif isinstance(step, EmbedVectors):
-            add(step.vector, step.model, step.text_field, **filled.get(step.collection, {"collection": step.collection}))
-        elif isinstance(step, LearnAdapter):
-            add(step.vector, step.model, step.text_field, collection=step.source)
+        for work in embeds(step):
+            where = filled.get(work.collection) if work.collection else None
+            where = where or {"collection": work.collection, "files": work.files, "id_field": work.id_field}
+            size = getattr(spec.vector(work.vector), "size", None) if spec else None
+            needs.setdefault(work.vector, ModelNeed(work.vector, work.embedding.model, size, work.embedding.text_field, **where))
     return list(needs.values())

@@ -1,14 +1,19 @@
 """The plan as data: typed steps, rule findings, and the prior state it was made from.
 
 A plan serializes to JSON and back to an equal object, and its hash is stable, so a plan saved in CI
-is the plan applied on merge (Terraform's saved plans). Step arguments are plain JSON values; sequences
-that are step fields are tuples, lists only appear inside dict arguments.
+is the plan applied on merge (Terraform's saved plans). qmspec's own vocabularies inside steps (a carried vector,
+an embedding, the prior state, verify's checks) are frozen values with a JSON form of their own; Qdrant-shaped
+configs (vector params, settings, queries) stay plain dicts. Sequences that are fields are tuples.
+
+The JSON form of every value is what qmspec 0.1.0 wrote, so saved plans and journals of earlier versions load with
+their hashes intact (tests/fixtures/plans-0.1): a field added later is left out of the JSON while it has its default.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -17,6 +22,121 @@ from ..errors import PlanFileError
 
 PLAN_FORMAT = 2  # 2: the spec it was planned from, the preflight's facts and a content hash travel with it
 READABLE_FORMATS = (1, 2)  # journals of applies begun by an older qmspec still resume
+EMPTY_MEANS_NONE = {"json_when_none": {}}  # field metadata: an absent check is written `{}`, as 0.1.0 wrote it
+
+
+# ---------------------------------------------------------------- values inside steps
+
+
+@dataclass(frozen=True)
+class Carry:
+    """A target vector copied from a stored one instead of embedded: unchanged, as a Matryoshka prefix, or through a
+    linear map learned by the plan's `learn_adapter` step."""
+
+    source_vector: str
+    truncate_to: int | None = None
+    adapter: bool = False
+
+    def to_json(self) -> dict:
+        return {"from": self.source_vector, "truncate_to": self.truncate_to} | ({"adapter": True} if self.adapter else {})
+
+    @classmethod
+    def from_json(cls, data: dict) -> Carry:
+        return cls(data["from"], data.get("truncate_to"), bool(data.get("adapter")))
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A vector embedded from a payload field with a model (its settings as the embedder takes them)."""
+
+    model: dict
+    text_field: str
+    sparse: bool = False
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "text_field": self.text_field, "sparse": self.sparse}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Embedding:
+        return cls(data["model"], data["text_field"], bool(data.get("sparse")))
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The live state a plan was made from: what a saved plan is checked against before it runs."""
+
+    fingerprint: str
+    server_version: str | None
+    embedded: bool
+    alias_target: str | None  # the collection the alias served
+    collections: tuple[str, ...]  # the collections the fingerprint covers
+
+    def to_json(self) -> dict:
+        return {"fingerprint": self.fingerprint, "server_version": self.server_version, "embedded": self.embedded,
+                "alias_target": self.alias_target, "collections": list(self.collections)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Prior:
+        return cls(data["fingerprint"], data.get("server_version"), bool(data.get("embedded")), data.get("alias_target"),
+                   tuple(data.get("collections", ())))
+
+
+@dataclass(frozen=True)
+class AgreementCheck:
+    """verify.search / verify.sparse: overlap@k of the new results with a reference's. Agreement, never quality."""
+
+    queries: tuple[str, ...]
+    using: str | None
+    k: int
+    min_overlap: float
+
+    def to_json(self) -> dict:
+        return {"queries": list(self.queries), "using": self.using, "k": self.k, "min_overlap": self.min_overlap}
+
+    @classmethod
+    def from_json(cls, data: dict) -> AgreementCheck:
+        return cls(tuple(data["queries"]), data.get("using"), data["k"], data["min_overlap"])
+
+
+@dataclass(frozen=True)
+class ServingQuery:
+    """What the alias serves now and the query the application runs there: the side a quality gate compares with."""
+
+    collection: str
+    query: dict  # {"using"} or {"prefetch", "fusion", "limit"}, Qdrant's Query API shape
+
+    def to_json(self) -> dict:
+        return {"collection": self.collection, "query": self.query}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ServingQuery:
+        return cls(data["collection"], data["query"])
+
+
+@dataclass(frozen=True)
+class QualityGates:
+    """verify.quality: the judged queries run with the spec's query on the new collection and with the serving one's on
+    what the alias serves now, scored with `metrics` and gated by floors (`minimum`) and the largest drop allowed."""
+
+    judgments: tuple[str, ...]
+    fingerprint: str  # of the judgment files' content
+    metrics: tuple[str, ...]
+    depth: int  # results per query: the largest cut-off
+    minimum: dict  # metric -> floor
+    max_drop: dict  # metric -> largest drop against what serves now
+    query: dict
+    current: ServingQuery | None
+
+    def to_json(self) -> dict:
+        return {"judgments": list(self.judgments), "fingerprint": self.fingerprint, "metrics": list(self.metrics),
+                "depth": self.depth, "min": self.minimum, "max_drop": self.max_drop, "query": self.query,
+                "current": self.current.to_json() if self.current else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> QualityGates:
+        current = ServingQuery.from_json(data["current"]) if data.get("current") else None
+        return cls(tuple(data["judgments"]), data["fingerprint"], tuple(data["metrics"]), data["depth"], data.get("min") or {},
+                   data.get("max_drop") or {}, data.get("query") or {}, current)
 
 
 @dataclass(frozen=True)
@@ -69,7 +189,7 @@ class LoadFiles(Step):
     collection: str
     files: tuple[str, ...]
     id_field: str
-    embed: dict  # vector -> {"model": settings, "text_field", "sparse"}: embedded on the way in
+    embed: dict[str, Embedding]  # embedded on the way in
     batch_size: int
     parallel: int
     update_mode: str
@@ -98,8 +218,8 @@ class CopyPoints(Step):
     kind: ClassVar[str] = "copy_points"
     source: str
     target: str
-    carry: dict  # target vector -> {"from": source vector, "truncate_to": int | None, "adapter": bool}
-    embed: dict  # vector -> {"model": settings, "text_field", "sparse"}
+    carry: dict[str, Carry]  # target vector -> where it is copied from
+    embed: dict[str, Embedding]  # vectors embedded on the way
     batch_size: int
     parallel: int
     scroll_page: int
@@ -125,6 +245,10 @@ class EmbedVectors(Step):
     shard_keys: tuple[str | int, ...] = ()
     partitions: int = 1  # as in copy_points
 
+    @property
+    def embedding(self) -> Embedding:
+        return Embedding(self.model, self.text_field, self.sparse)
+
 
 @dataclass(frozen=True)
 class CatchUp(Step):
@@ -134,8 +258,8 @@ class CatchUp(Step):
     kind: ClassVar[str] = "catch_up"
     source: str
     target: str
-    carry: dict
-    embed: dict  # as in copy_points: the vectors to re-embed for the points it rewrites
+    carry: dict[str, Carry]
+    embed: dict[str, Embedding]  # as in copy_points: the vectors to re-embed for the points it rewrites
     batch_size: int
     scroll_page: int
     shard_keys: tuple[str | int, ...] = ()
@@ -185,10 +309,10 @@ class Verify(Step):
     vectors: tuple[str, ...]
     payload_mode: str
     payload_sample: int
-    search: dict  # {} or {queries, using, k, min_overlap}
-    sparse: dict
+    search: AgreementCheck | None = field(default=None, metadata=EMPTY_MEANS_NONE)
+    sparse: AgreementCheck | None = field(default=None, metadata=EMPTY_MEANS_NONE)
     settings: dict = field(default_factory=dict)  # what the target must have before it serves: CollectionSettings.stated()
-    quality: dict = field(default_factory=dict)  # {judgments, fingerprint, metrics, min, max_drop, query, current}: see planner
+    quality: QualityGates | None = field(default=None, metadata=EMPTY_MEANS_NONE)
 
 
 @dataclass(frozen=True)
@@ -215,9 +339,10 @@ class StepTable:
         self.purpose = purpose
         self.functions: dict[type[Step], Callable] = {}
 
-    def register(self, step_type: type[Step]) -> Callable:
+    def register(self, *step_types: type[Step]) -> Callable:
         def add(function: Callable) -> Callable:
-            self.functions[step_type] = function
+            for step_type in step_types:
+                self.functions[step_type] = function
             return function
 
         return add
@@ -234,6 +359,53 @@ STEP_TYPES: dict[str, type[Step]] = {
     for cls in (CreateCollection, CreateShardKeys, SetPayloadIndex, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector,
                 DeleteVector, UpdateCollection, RestoreIndexing, Verify, SwapAlias, DeleteCollection)
 }
+
+
+@dataclass(frozen=True)
+class Work:
+    """Texts a step embeds with one model: for one vector, `texts` of them, read from `collection` or `files`."""
+
+    vector: str
+    embedding: Embedding
+    texts: int
+    collection: str | None = None
+    files: tuple[str, ...] = ()
+    id_field: str = "id"
+
+
+embeds = StepTable("embedding work")  # step -> the Work it embeds: what model needs, estimates and loading read
+
+
+@embeds.register(CopyPoints)
+def _copy_embeds(step: CopyPoints) -> tuple[Work, ...]:
+    return tuple(Work(vector, embedding, step.points, collection=step.source) for vector, embedding in step.embed.items())
+
+
+@embeds.register(LoadFiles)
+def _load_embeds(step: LoadFiles) -> tuple[Work, ...]:
+    return tuple(Work(vector, embedding, step.points, files=step.files, id_field=step.id_field) for vector, embedding in step.embed.items())
+
+
+@embeds.register(EmbedVectors)
+def _backfill_embeds(step: EmbedVectors) -> tuple[Work, ...]:
+    return (Work(step.vector, step.embedding, step.points, collection=step.collection),)
+
+
+@embeds.register(LearnAdapter)
+def _adapter_embeds(step: LearnAdapter) -> tuple[Work, ...]:
+    return (Work(step.vector, Embedding(step.model, step.text_field), step.sample + max(step.sample // 4, 10), collection=step.source),)
+
+
+@embeds.register(CatchUp)
+def _catch_up_embeds(step: CatchUp) -> tuple[Work, ...]:
+    """The points it rewrites are not known before it runs: the models, not a count."""
+    return tuple(Work(vector, embedding, 0, collection=step.source) for vector, embedding in step.embed.items())
+
+
+@embeds.register(CreateCollection, CreateShardKeys, SetPayloadIndex, CreateVector, DeleteVector, UpdateCollection, RestoreIndexing,
+                 Verify, SwapAlias, DeleteCollection)
+def _embeds_nothing(step: Step) -> tuple[Work, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +430,7 @@ class Plan:
     collection: str
     spec_file: str
     spec_hash: str
-    prior: dict  # {"fingerprint", "server_version", "embedded", "alias_target", "collections"}
+    prior: Prior
     steps: tuple[Step, ...]
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
@@ -278,20 +450,18 @@ class Plan:
 
     def stale_reason(self, live) -> str | None:
         """Why this plan no longer fits `live` (a LiveState), or None if live state is as it was planned against."""
-        if live.fingerprint(self.prior["collections"]) == self.prior["fingerprint"]:
+        if live.fingerprint(self.prior.collections) == self.prior.fingerprint:
             return None
-        if live.server_version != self.prior["server_version"]:
-            return f"the server version moved from {self.prior['server_version']} to {live.server_version}"
+        if live.server_version != self.prior.server_version:
+            return f"the server version moved from {self.prior.server_version} to {live.server_version}"
         current_target = live.aliases.get(self.alias)
-        if current_target != self.prior["alias_target"]:
-            return f"alias {self.alias} now serves {current_target}, not {self.prior['alias_target']}"
+        if current_target != self.prior.alias_target:
+            return f"alias {self.alias} now serves {current_target}, not {self.prior.alias_target}"
         return "the collections it touches, their point counts or the alias map changed since it was made"
 
     def to_dict(self) -> dict:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = _fields(self)
         data["steps"] = [{"kind": step.kind, **_fields(step)} for step in self.steps]
-        data["findings"] = [_fields(finding) for finding in self.findings]
-        data["notes"] = list(self.notes)
         return data
 
     def to_json(self) -> str:
@@ -310,9 +480,9 @@ class Plan:
         try:
             steps = tuple(_build(STEP_TYPES[step["kind"]], {k: v for k, v in step.items() if k != "kind"}) for step in data["steps"])
             findings = tuple(_build(Finding, finding) for finding in data.get("findings", []))
-            rest = {k: v for k, v in data.items() if k not in ("steps", "findings", "notes")}
-            return cls(steps=steps, findings=findings, notes=tuple(data.get("notes", ())), **rest)
-        except (KeyError, TypeError) as exc:
+            rest = {k: v for k, v in data.items() if k not in ("steps", "findings")}
+            return _build(cls, rest | {"steps": steps, "findings": findings})
+        except (KeyError, TypeError, AttributeError) as exc:
             raise PlanFileError(f"the plan file is damaged or was edited by hand ({exc}); re-run `qmspec plan`") from None
 
     @classmethod
@@ -334,20 +504,41 @@ class Plan:
 
 
 def _fields(obj) -> dict:
-    return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {f.name: _jsonable(getattr(obj, f.name), f) for f in dataclasses.fields(obj)}
 
 
-def _jsonable(value):
+def _jsonable(value, declared: dataclasses.Field | None = None):
+    if value is None and declared is not None and "json_when_none" in declared.metadata:
+        return declared.metadata["json_when_none"]
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if dataclasses.is_dataclass(value):
+        return _fields(value)
     if isinstance(value, tuple):
-        return list(value)
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
     return value
 
 
 def _build(cls, values: dict):
-    """Construct a dataclass from JSON values, turning lists back into tuples where the field is a tuple."""
+    """Construct a dataclass from JSON values: typed values from their JSON form, lists back into tuples."""
     hints = typing.get_type_hints(cls)
-    converted = {}
-    for name, value in values.items():
-        origin = typing.get_origin(hints.get(name))
-        converted[name] = tuple(value) if origin is tuple and isinstance(value, list) else value
-    return cls(**converted)
+    declared = {f.name: f for f in dataclasses.fields(cls)}
+    return cls(**{name: _decode(hints.get(name), value, declared.get(name)) for name, value in values.items()})
+
+
+def _decode(hint, value, declared: dataclasses.Field | None = None):
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (declared is not None and value == declared.metadata.get("json_when_none", object())):
+            return None
+        typed = [argument for argument in arguments if argument is not type(None)]
+        return _decode(typed[0], value) if len(typed) == 1 else value
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin is dict and len(arguments) == 2 and hasattr(arguments[1], "from_json"):
+        return {key: arguments[1].from_json(item) for key, item in value.items()}
+    if isinstance(hint, type) and hasattr(hint, "from_json") and isinstance(value, dict):
+        return hint.from_json(value)
+    return value

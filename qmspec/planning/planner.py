@@ -17,8 +17,9 @@ from .diff import (Change, CollectionSetting, ModelUnrecorded, PayloadIndexChang
                    applicable, diff_collection, same_model, setting_name)
 from .modelfacts import ModelFacts
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, recorded_vectors
-from .plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter,
-                   LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
+from .plan import (AgreementCheck, CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector,
+                   EmbedVectors, Carry, Embedding, LearnAdapter, LoadFiles, Plan, Prior, QualityGates, RestoreIndexing, ServingQuery,
+                   SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify, embeds)
 from .rules import RuleContext, check_rules
 from .partitions import partition_count
 from .settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
@@ -61,13 +62,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         collection=spec.collection,
         spec_file=spec_file or spec.file,
         spec_hash=spec.spec_hash,
-        prior={
-            "fingerprint": live.fingerprint(touched),
-            "server_version": live.server_version,
-            "embedded": live.embedded,
-            "alias_target": situation.alias_target,
-            "collections": touched,
-        },
+        prior=Prior(live.fingerprint(touched), live.server_version, live.embedded, situation.alias_target, tuple(touched)),
         steps=steps,
         findings=findings,
         notes=tuple(notes),
@@ -145,15 +140,15 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
     early, late = _payload_index_steps(spec.collection, {} if live.embedded else indexes)
     steps += early
     source = situation.source
-    carry: dict = {}
+    carry: dict[str, Carry] = {}
     embed: list[DenseVectorSpec | SparseVectorSpec] = []
     for vector in (*spec.vectors, *spec.sparse_vectors):
         decision = carry_decision(vector, source)
         notes.append(f"{vector.name}: {decision.reason}")
         if decision.carry_from is not None:
-            carry[vector.name] = {"from": decision.carry_from, "truncate_to": decision.truncate_to}
-            if getattr(vector, "adapter", None):
-                carry[vector.name]["adapter"] = True
+            adapted = bool(getattr(vector, "adapter", None))
+            carry[vector.name] = Carry(decision.carry_from, decision.truncate_to, adapted)
+            if adapted:
                 steps.append(LearnAdapter(source.name, vector.name, decision.carry_from, vector.model.settings,
                                           vector.text_field, vector.adapter["sample"], vector.adapter["min_recall"]))
         else:
@@ -161,7 +156,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
     models = situation.models
     kept_metadata = {key: value for key, value in (situation.replaced.metadata if situation.replaced else {}).items() if key != METADATA_KEY}
     steps[0] = dataclasses.replace(steps[0], metadata=kept_metadata | stamp(spec, carried_identities(spec, source, carry, models), models=models))
-    embedding = {vector.name: embedding_args(vector) for vector in embed}
+    embedding = {vector.name: embedding_of(vector) for vector in embed}
     on_copy = embedding if migration.embed == "on_copy" else {}
     if spec.source.files:
         points = sum(live.files.get(path, 0) for path in spec.source.files)
@@ -328,33 +323,33 @@ def recorded_identity(vector, models: dict[str, ModelFacts] | None = None) -> di
     return identity | {"model_settings": vector.model.portable_settings}
 
 
-def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict, models: dict) -> dict:
+def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict[str, Carry], models: dict) -> dict:
     identities = {}
     for name, how in carry.items():
         vector = spec.vector(name)
         if vector.model:  # the source holds this model's vectors, or they are mapped into its space
             identities[name] = recorded_identity(vector, models)
-            if how.get("adapter"):
-                identities[name] |= {"adapted_from": f"{source.name}.{how['from']}", "adapter_sample": vector.adapter["sample"]}
+            if how.adapter:
+                identities[name] |= {"adapted_from": f"{source.name}.{how.source_vector}", "adapter_sample": vector.adapter["sample"]}
             continue
-        recorded = dict(source.recorded_model(how["from"]) or {"model": None})
-        if how["truncate_to"]:
-            recorded["truncate_dim"] = how["truncate_to"]
+        recorded = dict(source.recorded_model(how.source_vector) or {"model": None})
+        if how.truncate_to:
+            recorded["truncate_dim"] = how.truncate_to
             if recorded.get("model_settings"):  # queries must be truncated the same way
-                recorded["model_settings"] = recorded["model_settings"] | {"truncate_dim": how["truncate_to"]}
-        identities[name] = recorded | {"carried_from": f"{source.name}.{how['from']}"}
+                recorded["model_settings"] = recorded["model_settings"] | {"truncate_dim": how.truncate_to}
+        identities[name] = recorded | {"carried_from": f"{source.name}.{how.source_vector}"}
     return identities
 
 
-def embedding_args(vector) -> dict:
-    return {"model": vector.model.settings, "text_field": vector.text_field, "sparse": isinstance(vector, SparseVectorSpec)}
+def embedding_of(vector) -> Embedding:
+    return Embedding(vector.model.settings, vector.text_field, isinstance(vector, SparseVectorSpec))
 
 
 def _embed_step(spec: Spec, collection: str, vector, points: int, settings: CollectionSettings) -> EmbedVectors:
-    args = embedding_args(vector)
+    embedding = embedding_of(vector)
     keys = _custom_keys(settings)
-    return EmbedVectors(collection=collection, vector=vector.name, sparse=args["sparse"], model=args["model"],
-                        text_field=args["text_field"], batch_size=spec.migration.batch_size,
+    return EmbedVectors(collection=collection, vector=vector.name, sparse=embedding.sparse, model=embedding.model,
+                        text_field=embedding.text_field, batch_size=spec.migration.batch_size,
                         parallel=spec.migration.parallel, points=points, shard_keys=keys,
                         partitions=1 if keys else partition_count(spec.migration.partitions, points))
 
@@ -386,25 +381,25 @@ def _verify_step(spec: Spec, source: LiveCollection | None, points: int, setting
         vectors=tuple(v.name for v in (*spec.vectors, *spec.sparse_vectors)) if verify.vectors else (),
         payload_mode=verify.payload_mode,
         payload_sample=verify.payload_sample,
-        search=_check_args(verify.search),
-        sparse=_check_args(verify.sparse),
+        search=_agreement(verify.search),
+        sparse=_agreement(verify.sparse),
         settings=settings,
         quality=_quality_args(spec, current),
     )
 
 
-def _quality_args(spec: Spec, current: LiveCollection | None) -> dict:
+def _quality_args(spec: Spec, current: LiveCollection | None) -> QualityGates | None:
     """The judged queries run on the new collection with the spec's query, and on what the alias serves now with the
     query the application runs there (recorded by qmspec, or the spec's restricted to the vectors it has)."""
     check = spec.verify.quality
     if check is None:
-        return {}
-    args = {"judgments": list(check.judgments), "fingerprint": check.fingerprint, "metrics": list(check.metrics),
-            "depth": check.depth, "min": check.minimum, "max_drop": check.max_drop, "query": spec.query_shape, "current": None}
+        return None
+    serving = None
     if current is not None and current.name != spec.collection:
         shape = current_query(spec.query_shape, current)
-        args["current"] = {"collection": current.name, "query": shape} if shape else None
-    return args
+        serving = ServingQuery(current.name, shape) if shape else None
+    return QualityGates(check.judgments, check.fingerprint, check.metrics, check.depth, check.minimum, check.max_drop,
+                        spec.query_shape, serving)
 
 
 def current_query(wanted: dict, current: LiveCollection) -> dict | None:
@@ -423,10 +418,8 @@ def current_query(wanted: dict, current: LiveCollection) -> dict | None:
     return {"using": usable[0]} if usable else None
 
 
-def _check_args(check: SearchCheck | None) -> dict:
-    if check is None:
-        return {}
-    return {"queries": list(check.queries), "using": check.using, "k": check.k, "min_overlap": check.min_overlap}
+def _agreement(check: SearchCheck | None) -> AgreementCheck | None:
+    return AgreementCheck(check.queries, check.using, check.k, check.min_overlap) if check else None
 
 
 # ---------------------------------------------------------------- an existing collection
@@ -509,15 +502,7 @@ def estimate(steps: tuple[Step, ...], models: dict[str, ModelFacts]) -> dict:
         + sum(step.points * len(step.embed) for step in moves),
         "vectors_to_carry": sum(step.points * len(step.carry) for step in copies),
     }
-    embedding = [{"vector": vector, "model": model["name"]} | models[model["name"]].estimate(points)
-                 for vector, model, points in _embeddings(steps) if model["name"] in models]
+    work = [work for step in steps if not isinstance(step, LearnAdapter) for work in embeds(step) if work.texts]
+    embedding = [{"vector": item.vector, "model": item.embedding.model["name"]} | models[item.embedding.model["name"]].estimate(item.texts)
+                 for item in work if item.embedding.model["name"] in models]
     return figures | ({"embedding": embedding} if embedding else {})
-
-
-def _embeddings(steps: tuple[Step, ...]):
-    """(vector, model settings, texts) for every bulk embedding the plan runs."""
-    for step in steps:
-        if isinstance(step, (CopyPoints, LoadFiles)):
-            yield from ((vector, args["model"], step.points) for vector, args in step.embed.items())
-        elif isinstance(step, EmbedVectors):
-            yield step.vector, step.model, step.points

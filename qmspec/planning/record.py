@@ -46,7 +46,7 @@ class ApplyRecord:
 
     @classmethod
     def begin(cls, plan: Plan, at: str) -> ApplyRecord:
-        return cls(plan=plan, plan_hash=plan.hash, status="running", started_at=at, alias_before=plan.prior["alias_target"],
+        return cls(plan=plan, plan_hash=plan.hash, status="running", started_at=at, alias_before=plan.prior.alias_target,
                    steps=[StepRecord(step.kind) for step in plan.steps])
 
     @property

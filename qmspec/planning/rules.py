@@ -284,13 +284,13 @@ def hybrid_without_sparse_check(ctx: RuleContext):
 def truncation_of_non_matryoshka(ctx: RuleContext):
     for copy in ctx.steps_of(CopyPoints):
         for name, carry in copy.carry.items():
-            if not carry.get("truncate_to"):
+            if not carry.truncate_to:
                 continue
             spec_vector = ctx.spec.vector(name)
-            recorded = ctx.source.recorded_model(carry["from"]) if ctx.source else None
+            recorded = ctx.source.recorded_model(carry.source_vector) if ctx.source else None
             declared = bool(spec_vector and spec_vector.model and spec_vector.model.matryoshka) or bool(recorded and recorded.get("matryoshka"))
             if not declared:
-                yield f"{name!r} keeps the first {carry['truncate_to']} dimensions of {carry['from']!r}; prefixes of other models lose much recall", _vector_key(ctx.spec, name)
+                yield f"{name!r} keeps the first {carry.truncate_to} dimensions of {carry.source_vector!r}; prefixes of other models lose much recall", _vector_key(ctx.spec, name)
 
 
 @rule("MF305", "error", "named vector added to an existing collection in place",

@@ -72,8 +72,8 @@ def _load_files(step: LoadFiles) -> tuple[str, list[str]]:
 
 @describe.register(CopyPoints)
 def _copy_points(step: CopyPoints) -> tuple[str, list[str]]:
-    carried = [f"{name} <- {c['from']}" + (f" truncated to {c['truncate_to']}" if c["truncate_to"] else "")
-               + (" through the learned map" if c.get("adapter") else "") for name, c in step.carry.items()]
+    carried = [f"{name} <- {c.source_vector}" + (f" truncated to {c.truncate_to}" if c.truncate_to else "")
+               + (" through the learned map" if c.adapter else "") for name, c in step.carry.items()]
     what = "payloads and vectors " + ", ".join(carried) if carried else "payloads (scroll without vectors)"
     details = [what, _embedding(step.embed), _batching(step, scroll=step.scroll_page), _partitioning(step)]
     return f"copy {step.points:,} points {step.source} -> {step.target}", [line for line in details if line]
@@ -170,8 +170,8 @@ def _delete_collection(step: DeleteCollection) -> tuple[str, list[str]]:
 
 def _embedding(embed: dict) -> str:
     """Embedding done on the way in, one line per model."""
-    return "; ".join(f"embed {'sparse ' if args['sparse'] else ''}{vector} with {args['model']['name']} "
-                     f"({args['model']['backend']}) from payload field {args['text_field']!r}" for vector, args in embed.items())
+    return "; ".join(f"embed {'sparse ' if how.sparse else ''}{vector} with {how.model['name']} "
+                     f"({how.model['backend']}) from payload field {how.text_field!r}" for vector, how in embed.items())
 
 
 def _vector_line(name: str, config: dict) -> str:
@@ -201,23 +201,23 @@ def _gates(step: Verify) -> str:
         gates.append(f"payloads ({step.payload_mode if step.payload_mode == 'all' else f'sample of {step.payload_sample}'})")
     for name, check in (("search", step.search), ("sparse", step.sparse)):
         if check:
-            gates.append(f"{name} on {check['using']}: {len(check['queries'])} queries, overlap@{check['k']} >= {check['min_overlap']}")
+            gates.append(f"{name} on {check.using}: {len(check.queries)} queries, overlap@{check.k} >= {check.min_overlap}")
     if step.settings:
         gates.append("settings " + ", ".join(step.settings))
     if step.quality:
         quality = step.quality
-        limits = [f"min {metric} {value}" for metric, value in quality["min"].items()]
-        limits += [f"max_drop {metric} {value}" + ("" if quality["current"] else " (n/a: nothing to compare with)")
-                   for metric, value in quality["max_drop"].items()]
-        against = f" and on {quality['current']['collection']}" if quality["current"] else ""
-        gates.append(f"quality: {', '.join(quality['metrics'])} of judged queries ({', '.join(quality['judgments'])}) on {step.target}{against}"
+        limits = [f"min {metric} {value}" for metric, value in quality.minimum.items()]
+        limits += [f"max_drop {metric} {value}" + ("" if quality.current else " (n/a: nothing to compare with)")
+                   for metric, value in quality.max_drop.items()]
+        against = f" and on {quality.current.collection}" if quality.current else ""
+        gates.append(f"quality: {', '.join(quality.metrics)} of judged queries ({', '.join(quality.judgments)}) on {step.target}{against}"
                      + (f"; {', '.join(limits)}" if limits else ""))
     return "; ".join(gates) if gates else "no gates"
 
 
 def kept(plan: Plan) -> list[str]:
     """What the plan leaves as it is on purpose, so a reviewer sees the way back is still there."""
-    old = plan.prior["alias_target"]
+    old = plan.prior.alias_target
     moves = any(isinstance(step, SwapAlias) for step in plan.steps)
     deleted = {step.collection for step in plan.steps if isinstance(step, DeleteCollection)}
     if moves and old and old not in deleted:
@@ -271,9 +271,9 @@ def _where(plan: Plan, finding) -> str:
 
 def render_text(plan: Plan) -> str:
     prior = plan.prior
-    server = "embedded Qdrant" if prior["embedded"] else "Qdrant"
-    lines = [f"qmspec plan for alias {plan.alias} -> collection {plan.collection} ({server} {prior['server_version'] or 'version unknown'})"]
-    lines.append(f"alias {plan.alias} serves {prior['alias_target']} now" if prior["alias_target"] else f"alias {plan.alias} does not exist yet")
+    server = "embedded Qdrant" if prior.embedded else "Qdrant"
+    lines = [f"qmspec plan for alias {plan.alias} -> collection {plan.collection} ({server} {prior.server_version or 'version unknown'})"]
+    lines.append(f"alias {plan.alias} serves {prior.alias_target} now" if prior.alias_target else f"alias {plan.alias} does not exist yet")
     if plan.steps:
         lines.append("")
     for number, step in enumerate(plan.steps, 1):
@@ -306,7 +306,7 @@ def render_text(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     icon = "refused" if plan.refused else ("changes" if plan.steps else "no changes")
     lines = [f"### qmspec plan: `{plan.alias}` → `{plan.collection}` ({icon})", ""]
-    target = plan.prior["alias_target"]
+    target = plan.prior.alias_target
     lines.append(f"Alias `{plan.alias}` serves `{target}` now." if target else f"Alias `{plan.alias}` does not exist yet.")
     lines.append("")
     if plan.steps:
