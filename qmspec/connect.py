@@ -7,22 +7,27 @@ import sys
 import warnings
 from contextlib import contextmanager
 
-from .errors import QdrantAccessError
+from .errors import QdrantAccessError, remember_secret
 from .project import Target
 from .retry import RetryingClient
 
 
 @contextmanager
-def open_client(target: Target, environ=None):
-    """Yield a client and always close it: an embedded store is locked to one open client at a time."""
+def open_client(target: Target, environ=None, read_only: bool = False):
+    """Yield a client and always close it: an embedded store is locked to one open client at a time. `read_only`:
+    an embedded store that does not exist is read as an empty one instead of being created (reading never writes)."""
     from qdrant_client import QdrantClient
 
     environ = os.environ if environ is None else environ
     try:
-        if target.embedded:
+        if target.embedded and read_only and not os.path.isdir(target.path):
+            client = QdrantClient(location=":memory:")
+        elif target.embedded:
             client = QdrantClient(path=target.path)
         else:
             api_key = environ.get(target.api_key_env) if target.api_key_env else None
+            if api_key:
+                remember_secret(target.api_key_env, api_key, always=True)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 client = QdrantClient(url=target.url, api_key=api_key or None, timeout=max(1, int(target.retry.timeout_s)),

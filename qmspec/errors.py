@@ -8,9 +8,10 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECAS
 _secrets: set[str] = set()
 
 
-def remember_secret(name: str, value: str) -> None:
-    """A value expanded from a variable named like a key or token: never shown again, wherever it ends up."""
-    if SECRET_NAME.search(name) and len(value) >= 4:
+def remember_secret(name: str, value: str, always: bool = False) -> None:
+    """A value expanded from a variable named like a key or token (or, `always`, one read because a setting names it
+    as a key's variable): never shown again, wherever it ends up."""
+    if (always or SECRET_NAME.search(name)) and value and len(value) >= 4:
         _secrets.add(value)
 
 

@@ -1,8 +1,6 @@
 """Read live Qdrant state into a LiveState. Read-only: planning never writes to Qdrant."""
 from __future__ import annotations
 
-import importlib.metadata
-import os
 from contextlib import nullcontext
 
 from .connect import open_client, scrub
@@ -20,9 +18,7 @@ def observe(target: Target, focus: list[str] | None = None, focus_aliases: list[
     plan touches), `focus_aliases` adds the collections those aliases serve; None counts every collection exactly.
     An embedded store that does not exist yet is empty: planning must not create it."""
     file_counts = {path: count_records(path) for path in files}
-    if client is None and target.embedded and not os.path.isdir(target.path):
-        return LiveState(server_version=importlib.metadata.version("qdrant-client"), embedded=True, files=file_counts)
-    context = nullcontext(client) if client is not None else open_client(target)
+    context = nullcontext(client) if client is not None else open_client(target, read_only=True)
     with context as opened:
         try:
             return read_live_state(opened, embedded=target.embedded, focus=focus, focus_aliases=focus_aliases, files=file_counts)

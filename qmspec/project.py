@@ -71,6 +71,26 @@ class Target:
         return f"server {redact_url(self.url)}"
 
 
+@dataclass(frozen=True)
+class Connection:
+    """How a command was told where Qdrant is (--path, --url, --api-key-env, --env), resolved to a Target together
+    with a spec's `connection:`."""
+
+    path: str | None = None
+    url: str | None = None
+    api_key_env: str | None = None
+    env: str | None = None
+
+    def target(self, spec_connection=None) -> Target:
+        return resolve_target(self.path, self.url, self.api_key_env, spec_connection, env=self.env)
+
+    def options(self) -> list[str]:
+        """These options as typed, for the exact commands that hints name (a URL without its credentials)."""
+        given = [("--path", self.path), ("--url", self.url and redact_url(self.url)), ("--api-key-env", self.api_key_env),
+                 ("--env", self.env)]
+        return [part for flag, value in given if value for part in (flag, value)]
+
+
 def redact_url(url: str) -> str:
     """Drop user:password@ and query strings, and any secret expanded into it: URLs end up in plans, logs and PR
     comments."""

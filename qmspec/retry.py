@@ -5,10 +5,14 @@ or an upsert of the same id with the same values). Anything else fails at once w
 from __future__ import annotations
 
 import time
+
 import tenacity
 
 from .errors import QdrantAccessError
+from .logs import logger
 from .project import RetryPolicy
+
+log = logger(__name__)
 
 TRANSIENT_STATUS = {429, 502, 503, 504}
 
@@ -44,6 +48,12 @@ def retry_after(error: BaseException) -> float | None:
         return None
 
 
+def cause(error: BaseException) -> str:
+    """A failure in one line: its first line, or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 class RetryingClient:
     """A QdrantClient whose every method call goes through the policy."""
 
@@ -65,17 +75,24 @@ class RetryingClient:
         asked = retry_after(state.outcome.exception()) if state.outcome else None
         return min(asked, self._policy.max_wait * 10) if asked is not None else self._backoff(state)
 
+    def _said(self, name: str):
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            log.info(f"      retrying {name} on the {self._where} in {state.next_action.sleep:.1f}s: {cause(state.outcome.exception())} "
+                     f"(attempt {state.attempt_number} of {self._policy.attempts})")
+
+        return before_sleep
+
     def _call(self, name: str, method, args, kwargs):
         policy, started = self._policy, time.monotonic()
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(transient), wait=self._wait, reraise=True,
-                                     stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.max_seconds))
+                                     stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.max_seconds),
+                                     before_sleep=self._said(name))
         try:
             return retrying(method, *args, **kwargs)
         except Exception as error:
             if not transient(error):
                 raise
             attempts = retrying.statistics.get("attempt_number", policy.attempts)
-            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-            raise QdrantAccessError(f"{name} on the {self._where} kept failing: {first}, after {attempts} attempt(s) over "
+            raise QdrantAccessError(f"{name} on the {self._where} kept failing: {cause(error)}, after {attempts} attempt(s) over "
                                     f"{time.monotonic() - started:.0f}s (retry budget: {policy.attempts} attempts, "
                                     f"{policy.max_seconds:.0f}s); the journal is resumable: run the same command again") from None

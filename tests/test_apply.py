@@ -71,11 +71,13 @@ def crash_at(monkeypatch):
     journal_module._fault_counts.clear()
 
 
-def test_every_step_type_has_an_executor_and_a_description():
+def test_every_step_type_has_an_executor_a_description_a_reverse_and_says_what_it_embeds():
+    from qmspec.applying.rollback import reverse
     from qmspec.applying.steps import execute
+    from qmspec.planning.plan import embeds
 
-    assert set(execute.functions) == set(STEP_TYPES.values())
-    assert set(describe.functions) == set(STEP_TYPES.values())
+    for table in (execute, describe, reverse, embeds):
+        assert set(table.functions) == set(STEP_TYPES.values()), table.purpose
 
 
 def test_uninterrupted_apply_moves_every_point_once(reference):
@@ -137,7 +139,7 @@ def test_failed_verification_keeps_the_old_collection_serving(project):
     assert "--accept-quality" not in result.stderr  # only quality gates can be accepted; agreement is fixed or undone
     state = snapshot(project / "store")
     assert state["aliases"] == [("docs", "docs_v1")] and len(state["collections"]["docs_v1"]) == POINTS
-    reports = list((project / ".qmspec" / "reports").glob("docs-*"))
+    reports = list((project / ".qmspec" / "reports" / "store").glob("docs-*"))  # keyed by the Qdrant, like the journal
     assert sorted(p.suffix for p in reports) == [".json", ".md"]
     assert json.loads(next(p for p in reports if p.suffix == ".json").read_text())["passed"] is False
     status = cli("status", "spec.yaml", "--path", "store", cwd=project)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from qdrant_client import QdrantClient, models
 
-from qmspec.applying.partitioned import scroll_range
+from qmspec.applying.transfer import scroll_range
 from qmspec.planning.partitions import id_order, id_ranges
 
 from . import migration
@@ -95,7 +95,7 @@ def ray_cluster():
 def test_local_processes_give_what_one_process_gives(project, reference):
     result = cli(*APPLY, "--workers", "2", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 partition(s) on 2 local processes" in result.stdout
+    assert "4 partition(s) on 2 local processes" in result.stderr
     assert same_points(snapshot(project / "store"), reference)
     assert [p["status"] for p in partitions_of(project)] == ["done"] * 4 and sum(p["copied"] for p in partitions_of(project)) == POINTS
 
@@ -105,7 +105,7 @@ def test_a_partitioned_backfill_on_local_processes_gives_what_one_process_gives(
     (project / "spec.yaml").write_text(PARTITIONED.replace("partitions: 4}", "partitions: 4, embed: backfill}"), encoding="utf-8")
     result = cli(*APPLY, "--workers", "2", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "embed dense in docs_v2" in result.stdout and result.stdout.count("4 partition(s) on 2 local processes") == 2
+    assert "embed dense in docs_v2" in result.stderr and result.stderr.count("4 partition(s) on 2 local processes") == 2
     assert same_points(snapshot(project / "store"), reference)  # copied first, then every vector filled: the same points
 
 
@@ -150,7 +150,7 @@ def test_a_killed_driver_is_resumed_by_applying_again_and_only_unfinished_partit
     resumed = subprocess.run([sys.executable, "-m", "qmspec", *APPLY, "--workers", "2", "--engine", "ray"], cwd=project, env=environ,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "4 partition(s) on Ray" in resumed.stdout and f"{len(done)} done before" in resumed.stdout
+    assert "4 partition(s) on Ray" in resumed.stderr and f"{len(done)} done before" in resumed.stderr
     assert same_points(snapshot(project / "store"), reference)
 
 

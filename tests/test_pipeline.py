@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from qmspec.applying.progress import Progress
+from qmspec.logs import forwarded
 from qmspec.applying.transfer import pipelined
 from qmspec.embed.vectors import carried_vectors
 from qmspec.planning.plan import Carry
@@ -62,10 +63,11 @@ def _catch(call):
 
 def test_progress_logs_plain_lines_when_not_a_terminal():
     lines = []
-    progress = Progress("embed dense", 1000, lines.append, stream=io.StringIO(), every_s=0)
-    progress.update(500)
-    progress.update(1000, final=True)
-    progress.update(1000, final=True)
+    with forwarded(lines.append):
+        progress = Progress("embed dense", 1000, stream=io.StringIO(), every_s=0)
+        progress.update(500)
+        progress.update(1000, final=True)
+        progress.update(1000, final=True)
     assert len(lines) == 2 and "500/1,000 points" in lines[0] and "ETA" in lines[0] and "points/s" in lines[1]
 
 

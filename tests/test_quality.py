@@ -95,7 +95,7 @@ def test_a_quality_drop_stops_before_the_swap_with_exit_3_and_only_an_explicit_j
     assert serving(project) == "docs_v2"
     journal = json.loads(next((project / ".qmspec" / "state").rglob("docs.json")).read_text())
     assert journal["history"][-1]["status"] == "succeeded"
-    report = json.loads(next((project / ".qmspec" / "reports").glob("docs-*.json")).read_text())
+    report = json.loads(next((project / ".qmspec" / "reports").rglob("docs-*.json")).read_text())
     assert report["passed"] and next(c for c in report["checks"] if c["name"] == "quality")["accepted"]
 
 
@@ -163,7 +163,7 @@ def test_stop_before_swap_stages_and_a_later_apply_catches_up_verifies_again_and
     client.close()
     promoted = cli(*APPLY, cwd=project)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    assert "resuming plan" in promoted.stdout + promoted.stderr and "[5/6] verify docs_v2" in promoted.stdout  # verified again
+    assert "resuming plan" in promoted.stdout + promoted.stderr and "[5/6] verify docs_v2" in promoted.stderr  # verified again
     client = QdrantClient(path=str(project / "store"))
     try:
         assert client.retrieve("docs_v2", ids=[999])[0].payload["text"] == "written later"

@@ -22,6 +22,7 @@ class InlineEngine:
 
     name = "this process"
     workers = 1
+    shares_disk = True  # its workers see this machine's files (the apply's file records)
 
     def run(self, function: Callable, jobs: Iterable) -> Iterator:
         for job in jobs:
@@ -36,6 +37,8 @@ class InlineEngine:
 
 class ProcessEngine:
     """N local worker processes (spawned: a fork would copy the client's threads and sockets)."""
+
+    shares_disk = True
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -76,6 +79,8 @@ class ProcessEngine:
 class RayEngine:
     """Jobs as Ray tasks (retried by Ray when their worker dies) on the cluster at `address` (or RAY_ADDRESS), else a
     local one. Tasks rather than a Ray Data pipeline: a partition is already the unit of work, retry and journal."""
+
+    shares_disk = False  # tasks may run on other machines: file records go back with the results
 
     def __init__(self, workers: int, address: str | None = None):
         try:

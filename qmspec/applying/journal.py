@@ -1,14 +1,15 @@
-"""The apply journal (planning/record.py's typed record) saved after every change, in files or in Qdrant, and the
-lock that keeps two applies off one alias.
+"""The apply journal (planning/record.py's typed record) saved after every change, in files or in Qdrant, the lock
+that keeps two applies off one alias, and where each apply's other records live (records.py).
 
 Written after every step and every checkpoint, atomically (write a temporary file, fsync, rename), so a
-crash at any instant leaves either the previous record or the new one, never half of one.
+crash at any instant leaves either the previous record or the new one, never half of one. Reading state never
+writes: the state collection in Qdrant is created by the first write, so `plan` and `status` work with a
+read-only key.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from ..errors import QmspecError
 from ..planning.plan import Plan
-from ..planning.record import STATE_COLLECTION, AliasRecord, ApplyRecord, RecordError, StepRecord
+from ..planning.record import STATE_COLLECTION, AliasRecord, ApplyRecord, RecordError, StepRecord, slug
+from .durable import write_atomically
+from .records import FileBaseline, QdrantBaseline, Records, ensure_state_collection
 
 DEFAULT_STATE_DIR = ".qmspec/state"
 
@@ -26,9 +29,9 @@ DEFAULT_STATE_DIR = ".qmspec/state"
 class LockHeld(QmspecError):
     """The alias is locked by a process that may still run (on this host it is alive, elsewhere it cannot be told)."""
 
-    def __init__(self, alias: str, holder: dict):
+    def __init__(self, alias: str, holder: dict, way_out: str = ""):
         self.alias, self.holder = alias, holder
-        super().__init__(f"another apply holds the lock on alias {alias!r}: {describe_holder(holder)}")
+        super().__init__(f"another apply holds the lock on alias {alias!r}: {describe_holder(holder)}" + (f"; {way_out}" if way_out else ""))
 
 
 def describe_holder(holder: dict) -> str:
@@ -39,15 +42,13 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "default"
-
-
 @dataclass
 class FileStateStore:
-    """State files under `root/<target>/`: `<alias>.json` (the journal) and `<alias>.lock`."""
+    """State files under `root/<target>/`: `<alias>.json` (the journal), `<alias>.lock`, and each apply's records
+    (`<alias>.<plan>.baseline.sqlite`, `<alias>.<plan>.<vector>.npy`)."""
 
     root: Path
+    kind = "file"
 
     @classmethod
     def for_target(cls, target_key: str, base: str = DEFAULT_STATE_DIR, legacy_key: str | None = None) -> FileStateStore:
@@ -72,6 +73,10 @@ class FileStateStore:
 
     def write(self, record: AliasRecord) -> None:
         write_atomically(self._journal(record.alias), json.dumps(record.to_dict(), indent=2) + "\n")
+
+    def records(self, alias: str, plan_hash: str) -> Records:
+        baseline = FileBaseline(self.root / f"{slug(alias)}.{plan_hash}.baseline.sqlite")
+        return Records(alias, plan_hash, baseline, where=str(self.root), folder=self.root)
 
     def acquire(self, alias: str, command: str) -> dict | None:
         """Take the lock, or take it over from a holder proven dead (returned, so the caller can say so)."""
@@ -123,34 +128,30 @@ def holder_is_dead(holder: dict) -> bool:
     return False
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 class QdrantStateStore:
-    """The journal and lock kept in Qdrant itself, for CI runners that share no disk. One point per alias holds
-    the journal; the lock is a fixed point created with insert_only, so of two applies racing for it exactly
-    one insert lands, and each reads back whose it is."""
+    """The journal, the lock and each apply's records kept in Qdrant itself, for CI runners that share no disk. One
+    point per alias holds the journal; the lock is a fixed point created with insert_only, so of two applies racing
+    for it exactly one insert lands, and each reads back whose it is."""
+
+    kind = "qdrant"
 
     def __init__(self, client):
         from qdrant_client import models
 
         self.client, self.models = client, models
-        if not client.collection_exists(STATE_COLLECTION):
-            client.create_collection(STATE_COLLECTION, vectors_config={})
 
     def _id(self, kind: str, alias: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:{kind}:{alias}"))
 
     def _payload(self, kind: str, alias: str) -> dict | None:
+        if not self.client.collection_exists(STATE_COLLECTION):
+            return None
         found = self.client.retrieve(STATE_COLLECTION, [self._id(kind, alias)], with_payload=True)
         return found[0].payload if found else None
+
+    def records(self, alias: str, plan_hash: str) -> Records:
+        return Records(alias, plan_hash, QdrantBaseline(self.client, alias, plan_hash), where=f"the {STATE_COLLECTION} collection",
+                       client=self.client)
 
     def read(self, alias: str) -> AliasRecord:
         payload = self._payload("journal", alias)
@@ -161,12 +162,14 @@ class QdrantStateStore:
     def write(self, record: AliasRecord) -> None:
         point = self.models.PointStruct(id=self._id("journal", record.alias), vector={},
                                         payload={"kind": "journal", "alias": record.alias, "record": json.dumps(record.to_dict())})
+        ensure_state_collection(self.client)
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True)
 
     def acquire(self, alias: str, command: str) -> dict | None:
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command,
                   "token": uuid.uuid4().hex}
         point = self.models.PointStruct(id=self._id("lock", alias), vector={}, payload={"kind": "lock", "holder": holder})
+        ensure_state_collection(self.client)
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
         current = self.lock_holder(alias) or {}
         if current.get("token") == holder["token"]:
@@ -180,6 +183,8 @@ class QdrantStateStore:
         return current
 
     def release(self, alias: str) -> None:
+        if not self.client.collection_exists(STATE_COLLECTION):
+            return
         self.client.delete(STATE_COLLECTION, points_selector=self.models.PointIdsList(points=[self._id("lock", alias)]), wait=True)
 
     def lock_holder(self, alias: str) -> dict | None:
@@ -207,8 +212,12 @@ class Journal:
         return self.record.active
 
     def start(self, plan: Plan) -> None:
-        self.record.active = ApplyRecord.begin(plan, now())
+        self.record.active = ApplyRecord.begin(plan, now(), records=self.store.kind)
         self.save()
+
+    def records(self) -> Records:
+        """The active apply's baseline and learned maps, kept where this journal is."""
+        return self.store.records(self.alias, self.active.plan_hash)
 
     def step(self, index: int) -> StepRecord:
         return self.active.steps[index]

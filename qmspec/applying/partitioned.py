@@ -21,24 +21,15 @@ from ..embed.vectors import carried_vectors
 from ..planning.partitions import IdRange, id_ranges
 from ..planning.plan import Carry, Embedding
 from ..project import Target
+from ..logs import logger
 from .points import embed_into, embed_points
+from .reconcile import WrittenPage, written
 from .search import sample_ids
-from .transfer import payload_hash, pipelined, update_vectors, upload
+from .transfer import payload_hash, pipelined, scroll_range, update_vectors, upload
+
+log = logger(__name__)
 
 DIGEST_MODULUS = 2 ** 64
-
-
-def scroll_range(client, collection: str, ids: IdRange, page_size: int, offset=None, with_vectors=False, with_payload=True):
-    """(points, offset of the next page or None) for the points of `ids`, from `offset` (default: the range's start)."""
-    offset = ids.start if offset is None else offset
-    while True:
-        points, next_offset = client.scroll(collection, limit=page_size, offset=offset, with_payload=with_payload, with_vectors=with_vectors)
-        inside = [point for point in points if not ids.past_end(point.id)]
-        finished = next_offset is None or len(inside) < len(points) or ids.past_end(next_offset)
-        yield inside, None if finished else next_offset
-        if finished:
-            return
-        offset = next_offset
 
 
 def digest(points: list, start: str = "0") -> str:
@@ -81,24 +72,32 @@ class PartitionJob:
     source: str
     collection: str
     maker: PointMaker
-    with_vectors: object
+    carried: list  # the source vectors it reads because it carries them
     scroll_page: int
     batch_size: int
     parallel: int
     update_mode: str
+    baseline: object = None  # the apply's baseline, which this worker records into; None: hand the entries back
 
 
 def copy_partition(job: PartitionJob) -> dict:
+    """Copy one partition: write each page, then record it in the baseline (the worker's own connection to it), so
+    the driver holds nothing per point. Where the worker cannot reach the baseline (file records and Ray workers on
+    other machines), the entries go back with the result, one partition's worth."""
     from ..connect import open_client  # in the worker: its own client, its own connections
 
-    copied, summed, hashes = 0, "0", []
+    copied, summed, entries = 0, "0", []
     with open_client(job.target) as client:
-        for page, _ in scroll_range(client, job.source, job.ids, job.scroll_page, job.offset, job.with_vectors):
+        baseline = job.baseline.bound(client) if job.baseline is not None else None
+        for page, _ in scroll_range(client, job.source, job.ids, job.scroll_page, job.offset, job.carried or False):
             rows = job.maker(page)
             upload(client, job.collection, rows, job.batch_size, job.parallel, job.update_mode, False)
+            made = [(point.id, written(point, job.carried)) for point in page]
+            baseline.record(made) if baseline is not None else entries.extend(made)
             copied, summed = copied + len(rows), digest(rows, summed)
-            hashes += [(row.id, payload_hash(row.payload)) for row in rows]
-    return {"index": job.index, "copied": copied, "digest": summed, "hashes": hashes}
+        if baseline is not None:
+            baseline.close()
+    return {"index": job.index, "copied": copied, "digest": summed, "entries": entries}
 
 
 class Partitions:
@@ -113,7 +112,7 @@ class Partitions:
                                              "digest": "0"} for r in ranges], "copied": 0, "done": False}
             run.save_checkpoint(self.position)
         self.all = self.position["partitions"]
-        run.log(f"      {len(self.all)} partition(s) on {run.engine.name}; {sum(p['status'] == 'done' for p in self.all)} done before")
+        log.info(f"      {len(self.all)} partition(s) on {run.engine.name}; {sum(p['status'] == 'done' for p in self.all)} done before")
 
     @property
     def pending(self) -> list:
@@ -130,15 +129,17 @@ class Partitions:
         self.progress.update(self.position["copied"])
 
     def drive(self, collection: str, page_size: int, with_vectors, with_payload, make: Callable[[list], list],
-              write: Callable[[list], None], digested: bool) -> None:
+              write: Callable[[list], None], digested: bool, record: Callable[[list], list] | None = None) -> None:
         """The embedded store's loop: this process reads and writes, the engine's workers run `make` on slices of each
         page; reading the next page and writing the last overlap with it (transfer.pipelined). One stream over every
-        pending partition, so the pipeline does not drain between them."""
+        pending partition, so the pipeline does not drain between them. `record`: a source page -> its baseline
+        entries, recorded after each write."""
         engine = self.run.engine
 
         def made(page: list) -> list:
             chunks = [page[start::engine.workers] for start in range(engine.workers)] if engine.workers > 1 else [page]
-            return [row for rows in engine.map(run_maker, [(make, chunk) for chunk in chunks if chunk]) for row in rows]
+            rows = [row for rows in engine.map(run_maker, [(make, chunk) for chunk in chunks if chunk]) for row in rows]
+            return rows if record is None else WrittenPage(rows, record(page))
 
         def pages():
             for index, part in self.pending:
@@ -148,18 +149,20 @@ class Partitions:
                 for page, next_offset in ranged:
                     yield page, (index, next_offset)
 
-        written: list = []  # the rows of the write the next checkpoint records (the writer thread runs both in turn)
+        last_write: list = []  # the rows of the write the next checkpoint records (the writer thread runs both in turn)
 
         def write_and_keep(rows: list) -> None:
             write(rows)
-            written[:] = rows
+            if isinstance(rows, WrittenPage):
+                self.run.records.baseline.record(rows.entries)
+            last_write[:] = rows
 
         def checkpoint(where, done: int) -> None:
             index, next_offset = where
             part = self.all[index]
-            part.update(offset=next_offset, copied=part["copied"] + len(written), status="running" if next_offset is not None else "done",
-                        digest=digest(written, part["digest"]) if digested else part["digest"])
-            written.clear()
+            part.update(offset=next_offset, copied=part["copied"] + len(last_write), status="running" if next_offset is not None else "done",
+                        digest=digest(last_write, part["digest"]) if digested else part["digest"])
+            last_write.clear()
             self.save()
 
         pipelined(pages(), made, write_and_keep, checkpoint)
@@ -177,20 +180,18 @@ class Partitions:
             self.save()
 
 
-def copy_partitioned(step, run, maker: PointMaker, with_vectors, write: Callable[[list], None], baseline, progress) -> int:
+def copy_partitioned(step, run, maker: PointMaker, carried: list, write: Callable[[list], None], progress) -> int:
     """Copy `step` in partitions; returns the points copied. `write` is the driver's write to the target (the embedded
-    store), `baseline` records what qmspec wrote."""
+    store); what was written is recorded in the apply's baseline."""
     partitions = Partitions(run, step.source, step.partitions, progress)
     if run.embedded:
-        def write_and_record(rows: list) -> None:
-            write(rows)
-            baseline.record(rows)
-
-        partitions.drive(step.source, step.scroll_page, with_vectors, True, maker, write_and_record, digested=True)
+        partitions.drive(step.source, step.scroll_page, carried or False, True, maker, write, digested=True,
+                         record=lambda page: [(point.id, written(point, carried)) for point in page])
     else:
+        reachable = run.records.baseline if run.engine.shares_disk or not run.records.folder else None
         partitions.dispatch(copy_partition, lambda index, ids: PartitionJob(
-            index, ids, ids.start, run.target, step.source, step.target, maker, with_vectors, step.scroll_page, step.batch_size,
-            step.parallel, step.update_mode), lambda result: baseline.record_hashes(result["hashes"]))
+            index, ids, ids.start, run.target, step.source, step.target, maker, carried, step.scroll_page, step.batch_size,
+            step.parallel, step.update_mode, reachable), lambda result: run.records.baseline.record(result["entries"]))
     return partitions.points
 
 

@@ -3,8 +3,6 @@ the models on them (embed/preflight.py), before anything is written. Reads only.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Callable
-
 from ..embed.preflight import check_models
 from ..planning.modelfacts import ModelFacts, model_needs
 from ..planning.plan import Plan
@@ -13,7 +11,7 @@ from ..project import Target
 from ..sourcefiles import sample_texts as file_texts
 
 
-def check_plan_models(plan: Plan, spec: Spec | None, target: Target, client, log: Callable[[str], None]) -> dict[str, ModelFacts]:
+def check_plan_models(plan: Plan, spec: Spec | None, target: Target, client) -> dict[str, ModelFacts]:
     """Facts for the planner; EmbedderError naming every model that cannot load or makes vectors of another size.
     `client` is an open one, or None to open one for the sampling."""
     needs = model_needs(plan, spec)
@@ -25,6 +23,6 @@ def check_plan_models(plan: Plan, spec: Spec | None, target: Target, client, log
         from ..connect import open_client
         from ..live import sample_texts
 
-        with nullcontext(client) if client is not None else open_client(target) as opened:
+        with nullcontext(client) if client is not None else open_client(target, read_only=True) as opened:
             samples |= {need.vector: sample_texts(opened, need.collection, need.text_field) for need in collections}
-    return check_models(needs, samples, log)
+    return check_models(needs, samples)

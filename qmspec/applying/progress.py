@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
 
+from ..logs import logger
 from ..planning.modelfacts import duration
+
+log = logger(__name__)
 
 
 class Progress:
     """Points done, points/s and ETA: a live line on a terminal, a plain line every `every_s` seconds otherwise (CI)."""
 
-    def __init__(self, label: str, total: int | None, log: Callable[[str], None], stream=None, every_s: float = 10.0):
-        self.label, self.total, self.log = label, total, log
+    def __init__(self, label: str, total: int | None, stream=None, every_s: float = 10.0):
+        self.label, self.total = label, total
         self.stream = stream if stream is not None else sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every_s = every_s
@@ -32,4 +34,4 @@ class Progress:
             self.stream.write("\r" + line + ("\n" if final else ""))
             self.stream.flush()
         else:
-            self.log("      " + line)
+            log.info("      " + line)

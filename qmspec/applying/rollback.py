@@ -1,15 +1,24 @@
 """Undo the latest apply of an alias (point it back, restore settings changed in place, optionally drop what it
-created), or finish it: delete the collection the alias served before, once the apply was verified."""
+created), or finish it: delete the collection the alias served before, once the apply was verified.
+
+Each step type has its reverse (alembic's `reverse()`), registered in the `reverse` table; a rollback walks the
+applied plan backwards and asks each step what undoes it, so the alias goes back first and what the apply created
+goes last."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import QmspecError
-from ..planning.plan import CreateCollection, SetPayloadIndex, UpdateCollection
-from ..planning.record import ApplyRecord
+from ..logs import logger
+from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
+                             LearnAdapter, LoadFiles, RestoreIndexing, SetPayloadIndex, Step, StepTable, SwapAlias, UpdateCollection,
+                             Verify)
+from ..planning.record import ApplyRecord, StepRecord
 from . import qdrant_ops
 from .journal import Journal
+
+log = logger(__name__)
 
 
 class RollbackRefused(QmspecError):
@@ -24,59 +33,111 @@ class Undo:
     perform: Callable[[], object]  # may return a note to add to the description
 
 
+@dataclass(frozen=True)
+class Undoing:
+    """What every reverse needs to know: the client, the apply, the collections that exist now, where the alias is."""
+
+    client: object
+    active: ApplyRecord
+    existing: frozenset
+    alias_now: str | None
+    drop_new: bool
+
+    @property
+    def moved(self) -> bool:
+        """Whether this apply moved the alias (its swap ran, even if its crash kept the journal from saying so)."""
+        plan = self.active.plan
+        return self.alias_now == plan.collection and self.alias_now != self.active.alias_before
+
+    @property
+    def created_here(self) -> set:
+        return {step.collection for step in self.active.plan.steps if isinstance(step, CreateCollection)}
+
+    def changed_in_place(self, step: Step, record: StepRecord) -> bool:
+        """A step that changed a collection this apply did not create (and that still exists)."""
+        return record.status != "pending" and step.collection in self.existing - self.created_here
+
+
+reverse = StepTable("reverse")  # (step, its journal record, Undoing) -> the Undo actions that take it back
+
+
+@reverse.register(SwapAlias)
+def _reverse_swap(step: SwapAlias, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    if not undoing.moved:
+        return []
+    before, client = undoing.active.alias_before, undoing.client
+    if before is not None and before not in undoing.existing:
+        raise RollbackRefused(f"alias {step.alias} served {before} before this apply, and {before} no longer exists "
+                              "(deleted by cleanup?); there is nothing to point it back at. Plan a new migration instead")
+    current = undoing.alias_now
+    return [Undo(f"alias {step.alias}: {current} -> {before}" if before else f"alias {step.alias} removed (it did not exist before)",
+                 lambda: qdrant_ops.point_alias(client, step.alias, current, before))]
+
+
+@reverse.register(UpdateCollection)
+def _reverse_update(step: UpdateCollection, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    if not undoing.changed_in_place(step, record):
+        return []
+
+    def restore() -> str:
+        return "" if qdrant_ops.update_collection(undoing.client, step.collection, step.previous) else " (Qdrant reported them not applied)"
+
+    return [Undo(f"{step.collection}: settings restored", restore)]
+
+
+@reverse.register(SetPayloadIndex)
+def _reverse_index(step: SetPayloadIndex, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    if not undoing.changed_in_place(step, record):
+        return []
+    return [Undo(f"{step.collection}: index on {step.field!r} restored to {step.previous or 'none'}",
+                 lambda: qdrant_ops.set_payload_index(undoing.client, step.collection, step.field, step.previous))]
+
+
+@reverse.register(CreateCollection)
+def _reverse_create(step: CreateCollection, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    """Delete what the apply created where no alias ever served it (it failed or stopped before its swap), or with
+    `--drop-new` whatever it created that no alias serves now."""
+    never_served = undoing.active.unfinished and not undoing.moved
+    created = (record.result or {}).get("created", record.status != "pending")
+    if not (created and step.collection in undoing.existing and (undoing.drop_new or never_served)):
+        return []
+    alias = undoing.active.plan.alias
+    serving = [name for name in qdrant_ops.aliases_of(undoing.client, step.collection) if not (undoing.moved and name == alias)]
+    if serving:
+        raise RollbackRefused(f"not dropping {step.collection}: alias(es) {', '.join(serving)} point at it")
+    return [Undo(f"collection {step.collection} deleted" + (" (created by this apply, never served)" if never_served else ""),
+                 lambda: undoing.client.delete_collection(step.collection))]
+
+
+@reverse.register(CreateShardKeys, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, RestoreIndexing,
+                  Verify, DeleteCollection)
+def _nothing_to_reverse(step: Step, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    """Points written into a collection the apply created go with it; a deleted collection cannot come back."""
+    return []
+
+
 def plan_rollback(client, journal: Journal, drop_new: bool) -> list[Undo]:
-    """What undoing the latest apply takes: point the alias back if it moved, restore settings changed in place,
-    and delete the collections the apply created where no alias ever served them (an apply that failed or stopped
-    before its swap), or, with `drop_new`, every collection it created that no alias serves now."""
+    """What undoing the latest apply takes, step by step from the last: point the alias back if it moved, restore
+    settings changed in place, and delete the collections the apply created where no alias ever served them."""
     active = journal.active
     if not active or active.status == "rolled_back":
         raise RollbackRefused(f"nothing to roll back for alias {journal.alias}: no apply is recorded since the last rollback")
-    plan = active.plan
-    before = active.alias_before
-    current = qdrant_ops.current_alias_target(client, plan.alias)
-    existing = {c.name for c in client.get_collections().collections}
-    undo = []
-    moved = current == plan.collection and current != before
-    if moved:
-        if before is not None and before not in existing:
-            raise RollbackRefused(f"alias {plan.alias} served {before} before this apply, and {before} no longer exists "
-                                  "(deleted by cleanup?); there is nothing to point it back at. Plan a new migration instead")
-        undo.append(Undo(f"alias {plan.alias}: {current} -> {before}" if before else f"alias {plan.alias} removed (it did not exist before)",
-                         lambda: qdrant_ops.point_alias(client, plan.alias, current, before)))
-    created_here = {step.collection for step in plan.steps if isinstance(step, CreateCollection)}
-    for step, record in zip(plan.steps, active.steps):
-        if record.status == "pending" or getattr(step, "collection", None) not in existing - created_here:
-            continue
-        if isinstance(step, UpdateCollection):
-            undo.append(Undo(f"{step.collection}: settings restored", _restore(client, step)))
-        elif isinstance(step, SetPayloadIndex):
-            undo.append(Undo(f"{step.collection}: index on {step.field!r} restored to {step.previous or 'none'}",
-                             lambda step=step: qdrant_ops.set_payload_index(client, step.collection, step.field, step.previous)))
-    never_served = active.unfinished and not moved
-    for step, record in zip(plan.steps, active.steps):
-        created = (record.result or {}).get("created", record.status != "pending")
-        if isinstance(step, CreateCollection) and created and step.collection in existing and (drop_new or never_served):
-            serving = [alias for alias in qdrant_ops.aliases_of(client, step.collection) if not (moved and alias == plan.alias)]
-            if serving:
-                raise RollbackRefused(f"not dropping {step.collection}: alias(es) {', '.join(serving)} point at it")
-            undo.append(Undo(f"collection {step.collection} deleted" + (" (created by this apply, never served)" if never_served else ""),
-                             lambda name=step.collection: client.delete_collection(name)))
-    return undo
+    existing = frozenset(c.name for c in client.get_collections().collections)
+    undoing = Undoing(client, active, existing, qdrant_ops.current_alias_target(client, active.plan.alias), drop_new)
+    return [undo for step, record in reversed(list(zip(active.plan.steps, active.steps))) for undo in reverse(step, record, undoing)]
 
 
-def _restore(client, step: UpdateCollection) -> Callable[[], str]:
-    def restore() -> str:
-        return "" if qdrant_ops.update_collection(client, step.collection, step.previous) else " (Qdrant reported them not applied)"
-
-    return restore
-
-
-def rollback(journal: Journal, undo: list[Undo], log: Callable[[str], None]) -> None:
-    """Do what plan_rollback listed, then close the apply as rolled back: its journal no longer holds the alias."""
+def rollback(journal: Journal, undo: list[Undo]) -> list[str]:
+    """Do what plan_rollback listed, then close the apply as rolled back: its journal no longer holds the alias, and
+    its records are dropped. Returns what was done, one line each."""
+    done = []
     for action in undo:
         note = action.perform()
-        log(action.description + (note if isinstance(note, str) else ""))
+        done.append(action.description + (note if isinstance(note, str) else ""))
+        log.info(done[-1])
     journal.finish("rolled_back")
+    journal.records().discard()
+    return done
 
 
 def replaced_collection(active: ApplyRecord | None) -> str | None:
@@ -86,7 +147,7 @@ def replaced_collection(active: ApplyRecord | None) -> str | None:
     return active.alias_before
 
 
-def cleanup(client, journal: Journal, log: Callable[[str], None]) -> str | None:
+def cleanup(client, journal: Journal) -> str | None:
     """Delete the collection the alias served before the last apply: only after that apply succeeded (so it was
     verified and swapped), while the alias still points at the new collection, and no other alias uses the old."""
     active = journal.active
@@ -98,7 +159,7 @@ def cleanup(client, journal: Journal, log: Callable[[str], None]) -> str | None:
     if not active.succeeded("verify"):
         raise RollbackRefused(f"the last apply of {journal.alias} ran no verification; delete {old} by hand if you are sure")
     if old is None or old == plan.collection or not client.collection_exists(old):
-        log(f"nothing to clean up: {old or 'no previous collection'} is gone or still serving")
+        log.info(f"nothing to clean up: {old or 'no previous collection'} is gone or still serving")
         return None
     current = qdrant_ops.current_alias_target(client, plan.alias)
     if current != plan.collection:
@@ -109,5 +170,5 @@ def cleanup(client, journal: Journal, log: Callable[[str], None]) -> str | None:
     client.delete_collection(old)
     active.cleaned_up = old
     journal.save()
-    log(f"deleted collection {old} (served {plan.alias} before plan {active.plan_hash}, verified and swapped)")
+    log.info(f"deleted collection {old} (served {plan.alias} before plan {active.plan_hash}, verified and swapped)")
     return old

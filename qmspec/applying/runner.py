@@ -9,25 +9,29 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ..planning.plan import LoadFiles, Plan, Step, SwapAlias, Verify
-from ..sourcefiles import check_source_files
+from ..logs import logger
+from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, Verify
 from ..project import Target
+from ..sourcefiles import check_source_files
 from .engines import InlineEngine
 from .journal import Journal, fault_point, now
+from .records import Records, RecordsMissing
 from .steps import ApplyError, Run, execute
 from .transfer import SerializedClient
 from .verify import VerificationFailed
 
+log = logger(__name__)
 
-def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callable[[str], None],
-               title: Callable[[Step], str] = lambda step: step.kind, stop_before_swap: bool = False, engine=None,
-               target: Target | None = None) -> str:
+
+def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Callable[[Step], str] = lambda step: step.kind,
+               stop_before_swap: bool = False, engine=None, target: Target | None = None) -> str:
     """Run every step not yet done, and return the apply's status: succeeded, or staged when `stop_before_swap`
     stopped it verified, before its alias swap. The caller holds the lock and has checked the plan is fresh or
-    resumed; `title` names a step in the log (the command line passes the plan renderer's titles)."""
+    resumed; `title` names a step in the log (the workflow passes the plan renderer's titles)."""
     for step in plan.steps:
         if isinstance(step, LoadFiles):
             check_source_files(step.files, step.id_field)
+    records, known = open_records(journal)
     if embedded:
         client = SerializedClient(client)
     if journal.active.status == "staged":  # promoted later: what was verified then is verified again now
@@ -35,39 +39,66 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, log: Callab
             if isinstance(step, Verify):
                 journal.step(index).status = "again"
     total = len(plan.steps)
-    for index, step in enumerate(plan.steps):
-        state = journal.step(index)
-        if state.status == "done":
-            continue
-        if isinstance(step, SwapAlias) and stop_before_swap:
-            journal.finish("staged")
-            log(f"stopped before {title(step)}: the new collection is built and verified, the alias is untouched")
-            return "staged"
-        log(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
-        resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
-        state.status, state.started_at = "running", now()
+    try:
+        for index, step in enumerate(plan.steps):
+            state = journal.step(index)
+            if state.status == "done":
+                continue
+            if isinstance(step, SwapAlias) and stop_before_swap:
+                journal.finish("staged")
+                log.info(f"stopped before {title(step)}: the new collection is built and verified, the alias is untouched")
+                return "staged"
+            log.info(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
+            resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
+            state.status, state.started_at = "running", now()
+            journal.save()
+            started = time.monotonic()
+            run = Run(client, embedded, journal, index, records, known, resumed, engine or InlineEngine(), target)
+            try:
+                result = execute(step, run)
+            except VerificationFailed:
+                state.status = "failed"
+                journal.finish("verify_failed")
+                raise
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as CI sends on cancel: journal what was done, then stop
+                state.status = "interrupted"
+                journal.finish("interrupted")
+                raise
+            except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
+                state.status, state.error = "failed", str(error).splitlines()[0][:500]
+                journal.finish("failed")
+                raise ApplyError(_failure_message(title(step), index, error)) from None
+            fault_point("effect")
+            state.status, state.result, state.finished_at = "done", result or {}, now()
+            journal.save()
+            log.info(f"      done in {time.monotonic() - started:.1f}s")
+        journal.finish("succeeded")
+        records.discard()  # nothing reads them again: rollback points the alias back, cleanup deletes the old collection
+        return "succeeded"
+    finally:
+        records.baseline.close()
+
+
+def open_records(journal: Journal) -> tuple[Records, bool]:
+    """The active apply's records, and whether its baseline is known. An apply begun by qmspec 0.1.0 kept its baseline
+    relative to the working directory: it is read into the records once. One begun before baselines existed has
+    none: there the source wins at the cutover, as it did then. A baseline this apply kept that is gone now is
+    refused: resuming without it could overwrite what the application wrote."""
+    active, records = journal.active, journal.records()
+    copied = any(isinstance(step, CopyPoints) and record.status != "pending" for step, record in zip(active.plan.steps, active.steps))
+    if active.records is None:
+        known = records.adopt_legacy() or not copied
+        active.records = journal.store.kind
         journal.save()
-        started = time.monotonic()
-        try:
-            result = execute(step, Run(client, embedded, journal, index, log, resumed, engine or InlineEngine(), target))
-        except VerificationFailed:
-            state.status = "failed"
-            journal.finish("verify_failed")
-            raise
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as CI sends on cancel: journal what was done, then stop
-            state.status = "interrupted"
-            journal.finish("interrupted")
-            raise
-        except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
-            state.status, state.error = "failed", str(error).splitlines()[0][:500]
-            journal.finish("failed")
-            raise ApplyError(_failure_message(title(step), index, error)) from None
-        fault_point("effect")
-        state.status, state.result, state.finished_at = "done", result or {}, now()
-        journal.save()
-        log(f"      done in {time.monotonic() - started:.1f}s")
-    journal.finish("succeeded")
-    return "succeeded"
+        return records, known
+    wrote = sum((record.checkpoint or {}).get("copied") or (record.result or {}).get("points", 0)
+                for step, record in zip(active.plan.steps, active.steps) if isinstance(step, CopyPoints))
+    if wrote and not records.baseline.exists:
+        raise RecordsMissing(f"the baseline of plan {active.plan_hash} (what it copied into {active.plan.collection}, which the "
+                             f"cutover needs to keep the application's writes) is not in {records.where}: this apply began where "
+                             "its records are kept elsewhere (another working directory or --state-dir); resume it there, or "
+                             "roll back and apply again")
+    return records, True
 
 
 def _failure_message(title: str, index: int, error: Exception) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,24 +15,27 @@ from qdrant_client import models
 from ..embed import get_embedder, is_loaded
 from ..embed.vectors import fit_linear_map, map_recall
 from ..errors import QmspecError
+from ..logs import logger
 from ..planning.modelfacts import model_needs
+from ..planning.partitions import IdRange
 from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
                              LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, StepTable, SwapAlias, UpdateCollection, Verify)
 from ..project import Target
 from ..sourcefiles import read_records
 from . import qdrant_ops
-from .baseline import Baseline
-from .journal import Journal, fault_point
 from .engines import InlineEngine
+from .journal import Journal, fault_point
 from .partitioned import PointMaker, backfill_partitioned, copy_partitioned
 from .points import embed_into, embed_points
 from .progress import Progress
-from .transfer import OnShardKey, payload_hash, pipelined, scroll_pages, update_vectors, upload
+from .reconcile import CatchUpCounts, WrittenPage, catch_up, written
+from .records import Records
+from .transfer import OnShardKey, pipelined, scroll_pages, update_vectors, upload
 from .verify import VerificationFailed, verify
 
-ADAPTER_DIR = ".qmspec/adapters"
 DEFAULT_SCROLL_PAGE = 1000
 
+log = logger(__name__)
 execute = StepTable("executor")
 
 
@@ -43,13 +45,15 @@ class ApplyError(QmspecError):
 
 @dataclass
 class Run:
-    """What an executor gets besides its step: the client, the journal and where the step stands in it."""
+    """What an executor gets besides its step: the client, the journal and where the step stands in it, and the
+    apply's records (its baseline and learned maps)."""
 
     client: object
     embedded: bool
     journal: Journal
     index: int
-    log: Callable[[str], None]
+    records: Records
+    baseline_known: bool = True  # False only for an apply begun before qmspec kept baselines: the source wins
     resumed: bool = False  # this step began before and is run again
     engine: object = InlineEngine()  # where partitions run (engines.py)
     target: Target | None = None  # the Qdrant workers connect to themselves (a server)
@@ -95,8 +99,8 @@ def set_payload_index(step: SetPayloadIndex, run: Run) -> dict:
 def load_files(step: LoadFiles, run: Run) -> dict:
     position = run.checkpoint() or {"file": 0, "line": 0, "loaded": 0}
     per_page = step.batch_size * max(1, step.parallel)
-    embed_new = _embedding_on_the_way(step.embed, run.log)
-    progress = Progress(f"load {step.collection}", step.points, run.log)  # after the models loaded: rates exclude start-up
+    embed_new = _embedding_on_the_way(step.embed)
+    progress = Progress(f"load {step.collection}", step.points)  # after the models loaded: rates exclude start-up
 
     def pages():
         for file_index, path in enumerate(step.files):
@@ -126,7 +130,7 @@ def _writer(run: Run, collection: str, step) -> Callable[[list], None]:
 
 @execute.register(LearnAdapter)
 def learn_adapter(step: LearnAdapter, run: Run) -> dict:
-    """Fit on `sample` texts, measure on a quarter more held out; the matrix goes beside the journal."""
+    """Fit on `sample` texts, measure on a quarter more held out; the matrix is kept with the apply's records."""
     held_out = max(step.sample // 4, 10)
     points, _ = run.client.scroll(step.source, limit=step.sample + held_out, with_payload=models.PayloadSelectorInclude(
         include=[step.text_field]), with_vectors=[step.from_vector])
@@ -138,38 +142,37 @@ def learn_adapter(step: LearnAdapter, run: Run) -> dict:
     new = np.asarray(get_embedder(step.model).embed([p.payload[step.text_field] for p in points]), dtype=np.float32)
     matrix = fit_linear_map(old[:split], new[:split])
     recall = map_recall(old[split:] @ matrix, new[split:])
-    run.log(f"      learned on {split} texts; recall@10 on {len(points) - split} held-out texts: {recall:.2f} (min {step.min_recall})")
+    log.info(f"      learned on {split} texts; recall@10 on {len(points) - split} held-out texts: {recall:.2f} (min {step.min_recall})")
     if recall < step.min_recall:
         raise ApplyError(f"the learned map keeps recall@10 {recall:.2f}, below min_recall {step.min_recall}: "
                          "re-embed instead (remove `adapter`), or learn from a larger sample")
-    path = adapter_path(run, step.vector)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, matrix)
-    return {"recall_at_10": recall, "trained_on": split, "held_out": len(points) - split, "matrix": str(path)}
-
-
-def adapter_path(run: Run, vector: str) -> Path:
-    return Path(ADAPTER_DIR) / f"{run.journal.alias}-{run.journal.active.plan_hash}-{vector}.npy"
+    kept = run.records.save_adapter(step.vector, matrix)
+    return {"recall_at_10": recall, "trained_on": split, "held_out": len(points) - split, "matrix": kept}
 
 
 def _learned_maps(run: Run, carry: dict) -> dict:
-    """Matrices of the adapters this plan learned; a resumed apply on a runner without them learns them again."""
+    """Matrices of the adapters this plan learned, from the apply's records."""
     maps = {}
     for vector, how in carry.items():
         if how.adapter:
-            path = adapter_path(run, vector)
-            if not path.exists():
-                raise ApplyError(f"the learned map for {vector} ({path}) is missing: roll back and apply again to relearn it")
-            maps[vector] = np.load(path)
+            matrix = run.records.load_adapter(vector)
+            if matrix is None:
+                raise ApplyError(f"the linear map learned for {vector} is not in {run.records.where}: this apply began where its "
+                                 "records are kept elsewhere (another working directory or --state-dir); resume it there, use "
+                                 "--state qdrant so every runner shares them, or roll back and apply again to learn it anew")
+            maps[vector] = matrix
     return maps
 
 
-def _carrying(run: Run, step: CopyPoints | CatchUp) -> tuple[PointMaker, object]:
-    """How a copy turns source points into target points (stored vectors carried, new ones embedded on the way),
-    and which source vectors it must scroll for that."""
-    _load_models(step.embed, run.log)
-    maker = PointMaker(step.carry, step.embed, qdrant_ops.distances(run.client, step.target), _learned_maps(run, step.carry))
-    return maker, sorted({how.source_vector for how in step.carry.values()}) or False
+def carried_names(step: CopyPoints | CatchUp) -> list[str]:
+    """The source vectors a copy reads because it carries them."""
+    return sorted({how.source_vector for how in step.carry.values()})
+
+
+def _carrying(run: Run, step: CopyPoints | CatchUp) -> PointMaker:
+    """How a copy turns source points into target points: stored vectors carried, new ones embedded on the way."""
+    _load_models(step.embed)
+    return PointMaker(step.carry, step.embed, qdrant_ops.distances(run.client, step.target), _learned_maps(run, step.carry))
 
 
 @execute.register(CopyPoints)
@@ -180,23 +183,16 @@ def copy_points(step: CopyPoints, run: Run) -> dict:
     position = run.checkpoint() or {"offset": None, "copied": 0}
     if position.get("done"):
         return {"points": position["copied"]}
-    to_points, with_vectors = _carrying(run, step)
-    progress = Progress(f"copy {step.source} -> {step.target}", step.points, run.log)
-    baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
+    to_points, carried = _carrying(run, step), carried_names(step)
+    progress = Progress(f"copy {step.source} -> {step.target}", step.points)
     if (step.partitions > 1 or run.engine.workers > 1) and not step.shard_keys:
-        copied = copy_partitioned(step, run, to_points, with_vectors, _writer(run, step.target, step), baseline, progress)
+        copied = copy_partitioned(step, run, to_points, carried, _writer(run, step.target, step), progress)
         progress.update(copied, final=True)
         return {"points": copied}
     copied = position["copied"]
     for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "copied", progress):
-        write = _writer(keyed, step.target, step)
-
-        def write_and_record(rows: list, write=write) -> None:  # recorded after the write: a resumed copy sends those pages again
-            write(rows)
-            baseline.record(rows)
-
-        pages = scroll_pages(keyed.client, step.source, step.scroll_page, offset, True, with_vectors)
-        copied += pipelined(pages, to_points, write_and_record, checkpoint)
+        pages = scroll_pages(keyed.client, step.source, step.scroll_page, offset, True, carried or False)
+        copied += pipelined(pages, _recorded(to_points, carried), _recording(run, _writer(keyed, step.target, step)), checkpoint)
     progress.update(copied, final=True)
     return {"points": copied}
 
@@ -221,21 +217,36 @@ def _per_shard_key(run: Run, keys: tuple, position: dict, counter: str, progress
         before = run.checkpoint()[counter] if run.checkpoint() else before
 
 
-def _embedding_on_the_way(embed: dict, log: Callable[[str], None]) -> Callable[[list], list]:
+def _recorded(to_points: Callable[[list], list], carried: list[str]) -> Callable[[list], WrittenPage]:
+    """Source pages -> target points and their baseline entries, computed beside the model's work."""
+    return lambda page: WrittenPage(to_points(page), [(point.id, written(point, carried)) for point in page])
+
+
+def _recording(run: Run, write: Callable[[list], None]) -> Callable[[WrittenPage], None]:
+    """Write a page, then record it in the baseline: a crash between the two re-sends the page on resume (the
+    checkpoint follows the record), which insert-only writes make harmless."""
+    def write_and_record(rows: WrittenPage) -> None:
+        write(rows)
+        run.records.baseline.record(rows.entries)
+
+    return write_and_record
+
+
+def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
     """Fill each point's new vectors from its payload text before it is written: one write per point."""
-    _load_models(embed, log)
+    _load_models(embed)
     return lambda points: embed_into(points, embed)
 
 
-def _load_models(embed: dict, log: Callable[[str], None]) -> None:
+def _load_models(embed: dict) -> None:
     """Load the models a step embeds with before its first page arrives, saying so."""
     for how in embed.values():
-        _loaded(how.model, log)
+        _loaded(how.model)
 
 
-def _loaded(model: dict, log: Callable[[str], None]):
+def _loaded(model: dict):
     if not is_loaded(model):  # the first use in this process loads the weights: the slow part worth a line
-        log(f"      loading {model['name']} ({model.get('backend')})")
+        log.info(f"      loading {model['name']} ({model.get('backend')})")
     return get_embedder(model)
 
 
@@ -243,13 +254,13 @@ def _loaded(model: dict, log: Callable[[str], None]):
 def embed_vectors(step: EmbedVectors, run: Run) -> dict:
     """Read texts from the target's payloads page by page, embed, write with update_vectors (idempotent). Reading
     the next page and writing the last one overlap with the model."""
-    embedder = _loaded(step.model, run.log)
+    embedder = _loaded(step.model)
     position = run.checkpoint() or {"offset": None, "embedded": 0}
     if position.get("done"):
         return {"points": position["embedded"]}
     page_size = max(_scroll_page(run.plan), step.batch_size)
     selector = models.PayloadSelectorInclude(include=[step.text_field])
-    progress = Progress(f"embed {step.vector}", step.points, run.log)
+    progress = Progress(f"embed {step.vector}", step.points)
     if (step.partitions > 1 or run.engine.workers > 1) and not step.shard_keys:
         filled = backfill_partitioned(step, run, page_size, lambda rows: update_vectors(
             run.client, step.collection, rows, step.batch_size, step.parallel, run.embedded), progress)
@@ -272,60 +283,35 @@ def _scroll_page(plan: Plan) -> int:
 
 
 @execute.register(CatchUp)
-def catch_up(step: CatchUp, run: Run) -> dict:
+def catch_up_step(step: CatchUp, run: Run) -> dict:
     return reconcile(step, run)
 
 
 def reconcile(step: CatchUp, run: Run) -> dict:
-    """Carry into the target every change made in the source since qmspec wrote each point (edits, inserts, deletes),
-    re-embedding what it rewrites, and leave every point the application changed in the target itself as it is.
-    With custom sharding, shard key by shard key (a point that moved to another key is deleted from the old one and
-    added to the new). Holds one hash per target point of a key in memory."""
-    counts = {"changed": 0, "added": 0, "removed": 0, "kept": 0}
+    """Carry into the target every change made in the source since qmspec wrote each point (edits, inserts, deletes,
+    of payloads and of carried vectors), re-embedding what it rewrites, and leave every point the application changed
+    in the target itself as it is (reconcile.py). Streamed a page at a time over the copy's partitions, or with custom
+    sharding shard key by shard key (a point that moved to another key is deleted from the old one and added to the
+    new)."""
+    if not run.baseline_known:
+        log.info("      note: no record of what this apply copied (begun by an older qmspec): the source wins")
+    to_points, carried = _carrying(run, step), carried_names(step)
+    counts = CatchUpCounts()
     for key in step.shard_keys or (None,):
-        keyed = run if key is None else dataclasses.replace(run, client=OnShardKey(run.client, key))
-        for name, count in _reconcile_one(step, keyed).items():
-            counts[name] += count
-    return counts
+        client = run.client if key is None else OnShardKey(run.client, key)
+        counts.add(catch_up(client, step.source, step.target, run.records.baseline, run.baseline_known, carried, to_points,
+                            step.batch_size, run.embedded, step.scroll_page, copy_ranges(run)))
+    return counts.as_dict()
 
 
-def _reconcile_one(step: CatchUp, run: Run) -> dict:
-    client = run.client
-    baseline = Baseline.of(run.journal.alias, run.journal.active.plan_hash)
-    if not baseline.known:
-        run.log("      note: no record of what this apply copied (begun by an older qmspec): the source wins")
-    target = {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, step.target, step.scroll_page) for p in page}
-    to_points, with_vectors = _carrying(run, step)
-    counts = {"changed": 0, "added": 0, "removed": 0, "kept": 0}
-    for page, _ in scroll_pages(client, step.source, step.scroll_page, None, True, with_vectors):
-        rewrite, insert, agreed = [], [], []
-        for point in page:
-            source, ours, theirs = payload_hash(point.payload), baseline.get(point.id), target.pop(point.id, None)
-            if theirs == source:
-                agreed.append(point)  # both sides agree (a dual write, or nothing changed)
-            elif theirs is None and (ours is None or not baseline.known):
-                insert.append(point)  # new in the source since the copy
-                counts["added"] += 1
-            elif theirs is None:
-                counts["kept"] += 1  # the application deleted it from the target: it stays deleted
-            elif theirs == ours or not baseline.known:
-                rewrite.append(point)  # untouched in the target since qmspec wrote it: the source moved on
-                counts["changed"] += 1
-            else:
-                counts["kept"] += 1  # the application wrote this point in the target: it stays
-        if rewrite:
-            upload(client, step.target, to_points(rewrite), step.batch_size, 1, "upsert", run.embedded)
-        if insert:
-            upload(client, step.target, to_points(insert), step.batch_size, 1, "insert_only", run.embedded)
-        baseline.record(agreed + rewrite + insert)
-    removed = [pid for pid, theirs in target.items() if theirs == baseline.get(pid) or not baseline.known]
-    counts["kept"] += len(target) - len(removed)  # inserted or edited in the target by the application
-    if removed:
-        client.delete(step.target, points_selector=models.PointIdsList(points=removed), wait=True)
-        baseline.forget(removed)
-    counts["removed"] = len(removed)
-    baseline.compact()
-    return counts
+def copy_ranges(run: Run) -> list[IdRange]:
+    """The id ranges the copy journaled as partitions (comparisons run range by range), else the whole collection."""
+    for index, step in enumerate(run.plan.steps):
+        if isinstance(step, CopyPoints):
+            parts = (run.journal.step(index).checkpoint or {}).get("partitions")
+            if parts:
+                return [IdRange(part["start"], part["end"]) for part in parts]
+    return [IdRange(None, None)]
 
 
 @execute.register(CreateVector)
@@ -348,8 +334,8 @@ def delete_vector(step: DeleteVector, run: Run) -> dict:
 def update_collection(step: UpdateCollection, run: Run) -> dict:
     applied = qdrant_ops.update_collection(run.client, step.collection, step.changes)
     if not applied:
-        run.log(f"      note: Qdrant reported the settings as not applied"
-                f"{' (embedded mode applies only metadata and the sparse modifier)' if run.embedded else ''}")
+        log.info(f"      note: Qdrant reported the settings as not applied"
+                 f"{' (embedded mode applies only metadata and the sparse modifier)' if run.embedded else ''}")
     return {"applied": applied}
 
 
@@ -357,7 +343,7 @@ def update_collection(step: UpdateCollection, run: Run) -> dict:
 def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
     applied = qdrant_ops.update_collection(run.client, step.collection, step.settings)
     if not applied and run.embedded:
-        run.log("      note: embedded Qdrant searches exactly and keeps no HNSW index; nothing to restore")
+        log.info("      note: embedded Qdrant searches exactly and keeps no HNSW index; nothing to restore")
     qdrant_ops.wait_until_ready(run.client, step.collection)
     return {"applied": applied}
 
@@ -368,9 +354,10 @@ def verify_target(step: Verify, run: Run) -> dict:
         _catch_up_again(run, "before verifying again")
     local = {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}
     accepted = (run.journal.active.accepted or {}).get("reason")
-    report = verify(run.client, step, local, run.log, Baseline.of(run.journal.alias, run.journal.active.plan_hash), accepted=accepted)
-    run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown()}
-    run.log(report.to_text().rstrip())
+    report = verify(run.client, step, local, run.records.baseline, run.baseline_known, copy_ranges(run), accepted=accepted)
+    run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown(),
+                                       "text": report.to_text()}
+    log.info(f"      {report.summary()}")
     if not report.passed:
         raise VerificationFailed(report)
     return {"passed": True}
@@ -400,8 +387,8 @@ def _catch_up_again(run: Run, when: str) -> dict | None:
         return None
     counts = reconcile(step, run)
     if any(counts[key] for key in ("changed", "added", "removed")):
-        run.log(f"      {when}: carried {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
-                f"points from {step.source} (kept {counts['kept']} the application wrote to {step.target})")
+        log.info(f"      {when}: carried {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
+                 f"points from {step.source} (kept {counts['kept']} the application wrote to {step.target})")
     return counts
 
 

@@ -12,6 +12,11 @@ from typing import Callable, Iterator
 
 from qdrant_client import models
 
+from ..logs import logger
+from ..planning.partitions import IdRange
+
+log = logger(__name__)
+
 
 def scroll_pages(client, collection: str, page_size: int, offset=None, with_payload=True, with_vectors=False) -> Iterator[tuple[list, object]]:
     """Yield (points, next_offset). Local mode re-sorts all ids on every call, so pages should be large (1,000+)."""
@@ -20,6 +25,19 @@ def scroll_pages(client, collection: str, page_size: int, offset=None, with_payl
                                             with_vectors=with_vectors)
         yield points, next_offset
         if next_offset is None or not points:
+            return
+        offset = next_offset
+
+
+def scroll_range(client, collection: str, ids: IdRange, page_size: int, offset=None, with_vectors=False, with_payload=True):
+    """(points, offset of the next page or None) for the points of `ids`, from `offset` (default: the range's start)."""
+    offset = ids.start if offset is None else offset
+    while True:
+        points, next_offset = client.scroll(collection, limit=page_size, offset=offset, with_payload=with_payload, with_vectors=with_vectors)
+        inside = [point for point in points if not ids.past_end(point.id)]
+        finished = next_offset is None or len(inside) < len(points) or ids.past_end(next_offset)
+        yield inside, None if finished else next_offset
+        if finished:
             return
         offset = next_offset
 
@@ -33,10 +51,12 @@ def upload(client, collection: str, points: list, batch_size: int, streams: int,
     """Upsert `points` in batches of `batch_size` over `streams` parallel requests."""
     extra = {"update_mode": models.UpdateMode.INSERT_ONLY} if update_mode == "insert_only" else {}
     _send(lambda chunk: client.upsert(collection, points=chunk, wait=True, **extra), points, batch_size, streams, embedded)
+    log.debug(f"      wrote {len(points)} points to {collection} ({update_mode}, batches of {batch_size})")
 
 
 def update_vectors(client, collection: str, vectors: list, batch_size: int, streams: int, embedded: bool) -> None:
     _send(lambda chunk: client.update_vectors(collection, points=chunk, wait=True), vectors, batch_size, streams, embedded)
+    log.debug(f"      updated the vectors of {len(vectors)} points in {collection} (batches of {batch_size})")
 
 
 def _send(send, items: list, batch_size: int, streams: int, embedded: bool) -> None:

@@ -2,8 +2,8 @@
 quality against the old collection. Read-only; returns a report the applier acts on."""
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 from dataclasses import asdict, dataclass, field
 
 from qdrant_client import models
@@ -11,11 +11,15 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..errors import QmspecError
 from ..live import read_collection
+from ..logs import logger
 from ..planning.flow import compact
+from ..planning.partitions import IdRange
 from ..planning.settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
 from ..sourcefiles import read_records
+from .reconcile import Pair, Parity, pages, parity
 from .search import here, is_sparse, recorded_models, search_ids
-from .transfer import payload_hash, scroll_pages
+
+log = logger(__name__)
 
 
 @dataclass
@@ -52,6 +56,11 @@ class Report:
         failed = [check for check in self.checks if not (check.passed or check.accepted)]
         return bool(failed) and all(check.name == "quality" for check in failed)
 
+    def summary(self) -> str:
+        """One line for the log: the verdict and each check's result."""
+        return (f"verification of {self.target}: {'passed' if self.passed else 'FAILED'} ("
+                + ", ".join(f"{check.name} {check.result}" for check in self.checks) + ")")
+
     def to_json(self) -> str:
         return json.dumps({"target": self.target, "source": self.source, "passed": self.passed,
                            "checks": [asdict(check) for check in self.checks]}, indent=2) + "\n"
@@ -72,6 +81,27 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class KeptReport:
+    """A verification report as the journal keeps it (its verdict, text, JSON and Markdown): what a resumed or
+    promoted apply reports for the verification its swap relied on."""
+
+    kept: dict
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.kept.get("passed"))
+
+    def to_text(self) -> str:
+        return self.kept.get("text", "")
+
+    def to_json(self) -> str:
+        return self.kept["json"]
+
+    def to_markdown(self) -> str:
+        return self.kept["markdown"]
+
+
 class VerificationFailed(QmspecError):
     def __init__(self, report: Report):
         self.report = report
@@ -79,54 +109,30 @@ class VerificationFailed(QmspecError):
         super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved and the apply stays open")
 
 
-@dataclass
-class ApplicationWrites:
-    """Points the application itself changed in the target (dual writes): qmspec keeps them, verify does not count
-    them against the source."""
-
-    inserted: set = field(default_factory=set)
-    changed: set = field(default_factory=set)
-    deleted: set = field(default_factory=set)
-
-    @classmethod
-    def find(cls, step, baseline, source: dict | None, target: dict | None) -> ApplicationWrites:
-        """From the payload hashes of source and target and the baseline of what qmspec wrote."""
-        if not (step.source and baseline is not None and baseline.known):
-            return cls()
-        return cls(inserted={pid for pid in target if pid not in source and target[pid] != baseline.get(pid)},
-                   changed={pid for pid in target if pid in source and target[pid] != baseline.get(pid)},
-                   deleted={pid for pid in source if pid not in target and baseline.get(pid) is not None})
-
-    def describe(self) -> str:
-        found = [f"{len(ids)} {what}" for what, ids in (("inserted", self.inserted), ("changed", self.changed),
-                                                         ("deleted", self.deleted)) if ids]
-        return f"; {', '.join(found)} by the application in the target, kept and not compared" if found else ""
-
-
-def verify(client, step, local: dict | None = None, log=lambda line: None, baseline=None, page_size: int = 1000,
-           accepted: str | None = None) -> Report:
+def verify(client, step, local: dict | None = None, baseline=None, known: bool = False, ranges: list[IdRange] | None = None,
+           page_size: int = 1000, accepted: str | None = None) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
-    the metadata records which model, never where its weights lie here. `log` hears each check as it starts.
-    `baseline` records what qmspec wrote, so points the application wrote to the target are told apart.
-    `accepted`: the reason a person gave for accepting failed quality gates (journaled)."""
+    the metadata records which model, never where its weights lie here. `baseline` records what qmspec wrote
+    (`known`: this apply kept one), so points the application wrote to the target are told apart; `ranges` are the
+    copy's partitions, compared one after the other. `accepted`: the reason a person gave for accepting failed
+    quality gates (journaled)."""
     checks = []
-    expected = actual = None  # payload hashes of the source and the target: scrolled once, read by two checks
-    if step.payload_mode != "off" or (step.source and baseline is not None and baseline.known):
-        expected, actual = _expected_payload_hashes(client, step, page_size), _hashes(client, step.target, page_size)
-    application = ApplicationWrites.find(step, baseline, expected, actual)
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
     planned += [f"agreement on {check.using}: {len(check.queries)} queries" for check in (step.search, step.sparse) if check]
     planned += ["settings"] * bool(step.settings)
     planned += ["quality on judged queries"] * bool(step.quality)
-    log(f"      checking {', '.join(planned) or 'nothing'}")
+    log.info(f"      checking {', '.join(planned) or 'nothing'}")
+    compared = None
+    if step.payload_mode != "off" or (step.source and known):  # one streamed pass serves the count and the payloads
+        compared = compare_payloads(client, step, baseline, known and bool(step.source), ranges or [IdRange(None, None)], page_size)
     if step.settings:
         checks.append(check_settings(client, step))
     if step.count:
-        checks.append(check_count(client, step, application))
+        checks.append(check_count(client, step, compared))
     for name in step.vectors:
         checks.append(check_vector_complete(client, step.target, name))
     if step.payload_mode != "off":
-        checks.append(check_payloads(step, expected, actual, application))
+        checks.append(check_payloads(step, compared))
     if step.search:
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
@@ -189,10 +195,11 @@ def expected_count(client, step) -> int:
     return step.expected_points
 
 
-def check_count(client, step, application: ApplicationWrites) -> Check:
-    expected = expected_count(client, step) + len(application.inserted) - len(application.deleted)
+def check_count(client, step, compared: Parity | None) -> Check:
+    compared = compared or Parity()
+    expected = expected_count(client, step) + compared.application_inserted - compared.application_deleted
     actual = client.count(step.target, exact=True).count
-    return Check("count", actual == expected, f"{actual:,} points, expected {expected:,}{application.describe()}",
+    return Check("count", actual == expected, f"{actual:,} points, expected {expected:,}{compared.describe_application()}",
                  {"actual": actual, "expected": expected})
 
 
@@ -202,25 +209,52 @@ def check_vector_complete(client, collection: str, vector: str) -> Check:
     return Check(f"vector {vector}", having == total, f"{having:,} of {total:,} points have it", {"with_vector": having, "total": total})
 
 
-def check_payloads(step, expected: dict, actual: dict, application: ApplicationWrites) -> Check:
-    ids = sorted(set(expected) - application.changed - application.deleted, key=str)
-    if step.payload_mode == "sample" and len(ids) > step.payload_sample:
-        ids = random.Random(0).sample(ids, step.payload_sample)
-    mismatched = [pid for pid in ids if actual.get(pid) != expected[pid]]
-    sample = ", ".join(map(str, mismatched[:5]))
-    detail = f"{len(ids) - len(mismatched):,} of {len(ids):,} payloads match" + (f" (differ: {sample}...)" if mismatched else "")
-    detail += application.describe()
-    return Check("payloads", not mismatched, detail, {"compared": len(ids), "mismatched": len(mismatched)})
+def check_payloads(step, compared: Parity | None) -> Check:
+    if compared is None:
+        return Check("payloads", True, "not applicable (the points are served as they are: nothing to compare with)", applicable=False)
+    sample = ", ".join(map(str, compared.mismatched))
+    detail = (f"{compared.compared - compared.mismatches:,} of {compared.compared:,} payloads match"
+              + (f" (differ: {sample}...)" if compared.mismatches else "") + compared.describe_application())
+    return Check("payloads", not compared.mismatches, detail, {"compared": compared.compared, "mismatched": compared.mismatches})
 
 
-def _expected_payload_hashes(client, step, page_size: int) -> dict:
-    if step.source_files and not step.source:
-        return {pid: payload_hash(payload) for path in step.source_files for _, pid, payload in read_records(path, step.id_field)}
-    return _hashes(client, step.source or step.target, page_size)
+def compare_payloads(client, step, baseline, known: bool, ranges: list[IdRange], page_size: int) -> Parity | None:
+    """Stream the source (a collection, or the source files) against the target a page at a time; None where the
+    points are adopted as they are (no source to compare with)."""
+    sampled = _sampler(step)
+    if step.source:
+        return parity(pages(client, step.source, step.target, baseline, [], page_size, ranges), known, sampled)
+    if step.source_files:
+        return parity(_file_pages(client, step, page_size), False, sampled)
+    return None
 
 
-def _hashes(client, collection: str, page_size: int) -> dict:
-    return {p.id: payload_hash(p.payload) for page, _ in scroll_pages(client, collection, page_size) for p in page}
+def _file_pages(client, step, page_size: int):
+    """The source files' records against the target's points of the same ids. A point only the target has shows in
+    the count check."""
+    page = []
+    for path in step.source_files:
+        for _, point_id, payload in read_records(path, step.id_field):
+            page.append(models.Record(id=point_id, payload=payload))
+            if len(page) >= page_size:
+                yield _against_target(client, step.target, page)
+                page = []
+    if page:
+        yield _against_target(client, step.target, page)
+
+
+def _against_target(client, target: str, page: list) -> list[Pair]:
+    theirs = {point.id: point for point in client.retrieve(target, [point.id for point in page], with_payload=True)}
+    return [Pair(point, theirs.get(point.id), None) for point in page]
+
+
+def _sampler(step):
+    """In sample mode, about `payload_sample` points, chosen by a hash of their id: the same points every run and on
+    every machine, decided a page at a time."""
+    if step.payload_mode != "sample":
+        return lambda point_id: True
+    share = min(1.0, step.payload_sample / max(step.expected_points, 1))
+    return lambda point_id: int(hashlib.sha256(json.dumps(point_id).encode()).hexdigest()[:8], 16) < share * 0x1_0000_0000
 
 
 def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:

@@ -17,8 +17,12 @@ from email.utils import parsedate_to_datetime
 import numpy as np
 import tenacity
 
+from ..errors import remember_secret
+from ..logs import logger
 from . import EmbedderError
 from .dense import finish, prompt_text
+
+log = logger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CHARS_PER_TOKEN = 4
@@ -45,6 +49,7 @@ class OpenAICompatibleEmbedder:
             if not key:
                 raise EmbedderError(f"model {self.name!r}: the environment variable {options['api_key_env']} (api_key_env) is not "
                                     "set; export it with the API key")
+            remember_secret(options["api_key_env"], key, always=True)
             headers["Authorization"] = f"Bearer {key}"
         self.dimensions = options.get("dimensions")
         self.encoding = options.get("encoding_format", "float")  # base64: float32 bytes, much cheaper to parse
@@ -87,11 +92,15 @@ class OpenAICompatibleEmbedder:
         tokens = sum(estimate_tokens(text) for text in texts)
         started = time.monotonic()
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=_backoff,
-                                     stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True)
+                                     stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True,
+                                     before_sleep=lambda state: log.info(
+                                         f"      retrying {len(texts)} texts at {self.base_url} in {state.next_action.sleep:.1f}s: "
+                                         f"{state.outcome.exception()} (attempt {state.attempt_number} of {self.max_retries + 1})"))
         try:
             for attempt in retrying:
                 with attempt:
                     self.limiter.acquire(tokens)
+                    log.debug(f"      {len(texts)} texts (about {tokens} tokens) to {self.base_url}")
                     return self._vectors(self._post(body), len(texts))
         except TransientError as error:
             attempts = retrying.statistics.get("attempt_number", self.max_retries + 1)

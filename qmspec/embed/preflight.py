@@ -5,16 +5,18 @@ go back to the planner for the plan's records and estimates."""
 from __future__ import annotations
 
 import time
-from typing import Callable
 
+from ..logs import logger
 from ..planning.modelfacts import ModelFacts, ModelNeed
 from . import EmbedderError, get_embedder
+
+log = logger(__name__)
 
 PROBE = "qmspec preflight: a short probe text"
 SAMPLE = 32  # texts timed per model: one API request, a few forward passes locally
 
 
-def check_models(needs: list[ModelNeed], samples: dict[str, dict], log: Callable[[str], None]) -> dict[str, ModelFacts]:
+def check_models(needs: list[ModelNeed], samples: dict[str, dict]) -> dict[str, ModelFacts]:
     """`samples`: vector -> {point id: value of its text field} for the first points the vector is embedded from."""
     facts: dict[str, ModelFacts] = {}
     problems: list[str] = []
@@ -27,7 +29,7 @@ def check_models(needs: list[ModelNeed], samples: dict[str, dict], log: Callable
                             f"{need.text_field!r} (ids {', '.join(map(str, not_text[:5]))}); fix their payloads or set "
                             "text_field in the spec")
         texts = [value for value in sample.values() if isinstance(value, str)][:SAMPLE] or [PROBE]
-        log(f"preflight: loading {name} ({need.settings.get('backend')}) for {need.vector}")
+        log.info(f"preflight: loading {name} ({need.settings.get('backend')}) for {need.vector}")
         try:
             found = _check(need, texts)
         except EmbedderError as error:

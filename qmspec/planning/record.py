@@ -6,6 +6,7 @@ collection the alias served before an apply is `alias_before`, whoever reads it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import QmspecError
@@ -14,6 +15,11 @@ from .plan import Plan
 STATE_FORMAT = 1
 STATE_COLLECTION = "qmspec_state"  # where records are kept with `--state qdrant`: bookkeeping, never managed state
 UNFINISHED = ("running", "failed", "verify_failed", "interrupted", "staged")  # staged: verified, stopped before the swap
+
+
+def slug(text: str) -> str:
+    """A name for a file: an alias, a store's path or a server URL (without credentials)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "default"
 
 
 class RecordError(QmspecError):
@@ -43,11 +49,12 @@ class ApplyRecord:
     verification: dict | None = None  # {"passed", "json", "markdown"}: the report of the verify step
     cleaned_up: str | None = None  # the old collection `qmspec cleanup` deleted
     accepted: dict | None = None  # {"reason", "at"}: a person accepted the failed quality gates (apply --accept-quality)
+    records: str | None = None  # where its baseline and learned maps are kept (file, qdrant); None: by qmspec 0.1.0
 
     @classmethod
-    def begin(cls, plan: Plan, at: str) -> ApplyRecord:
+    def begin(cls, plan: Plan, at: str, records: str | None = None) -> ApplyRecord:
         return cls(plan=plan, plan_hash=plan.hash, status="running", started_at=at, alias_before=plan.prior.alias_target,
-                   steps=[StepRecord(step.kind) for step in plan.steps])
+                   steps=[StepRecord(step.kind) for step in plan.steps], records=records)
 
     @property
     def unfinished(self) -> bool:
