@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "partitioned_copy.json"
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QMSPEC_PLUGINS", "tests.plugins")  # the hash embedder is a plug-in (qmspec/trust.py)
 
 from qdrant_client import QdrantClient, models  # noqa: E402
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -81,7 +82,12 @@ def logging_options(command):
 
 class _ToStderr(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(record.getMessage(), err=True)
+        echo(record.getMessage(), err=True)
+
+
+def echo(text: str = "", **options) -> None:
+    """Everything the command line prints, scrubbed by the one scrubber (errors.redact)."""
+    click.echo(redact(text), **options)
 
 
 def _show_log(level: int | None) -> None:
@@ -109,9 +115,9 @@ def confirmer(auto_approve: bool):
     """Print what is about to happen, then ask: `yes` at a terminal or piped in, or --auto-approve."""
     def confirm(preview: Preview) -> bool:
         if preview.plan is not None:
-            click.echo(render(preview.plan, "text"), nl=False)
+            echo(render(preview.plan, "text"), nl=False)
         for line in preview.lines:
-            click.echo(line)
+            echo(line)
         if auto_approve:
             return True
         if sys.stdin.isatty():
@@ -140,7 +146,7 @@ def validate(specs, env, fmt):
     from .reports.validation import render_validation
 
     result = workflow.validate(*specs, env=env)
-    click.echo(render_validation(result.files, fmt, result.warnings), nl=False, err=fmt == "text" and bool(result.exit_code))
+    echo(render_validation(result.files, fmt, result.warnings), nl=False, err=fmt == "text" and bool(result.exit_code))
     sys.exit(result.exit_code)
 
 
@@ -157,19 +163,19 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, state, state_dir,
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     review = workflow.review(spec_path, state=state, state_dir=state_dir, preflight=not no_preflight,
                              detailed_exitcode=detailed_exitcode, **connection)
-    click.echo(render(review.plan, fmt), nl=False)
+    echo(render(review.plan, fmt), nl=False)
     _notes(review.notes, fmt)
     if out and review.plan.refused:
-        click.echo(f"not saving {out}: a refused plan cannot be applied", err=True)
+        echo(f"not saving {out}: a refused plan cannot be applied", err=True)
     elif out:
         Path(out).write_text(review.plan.to_json(), encoding="utf-8")
-        click.echo(f"saved plan {review.plan.hash} to {out}", err=True)
+        echo(f"saved plan {review.plan.hash} to {out}", err=True)
     sys.exit(review.exit_code)
 
 
 def _notes(notes, fmt: str) -> None:
     for note in notes:
-        click.echo(f"> **Note:** {note}" if fmt == "markdown" else f"note: {note}", err=fmt == "json")
+        echo(f"> **Note:** {note}" if fmt == "markdown" else f"note: {note}", err=fmt == "json")
 
 
 @cli.command()
@@ -182,10 +188,10 @@ def show(plan_path, fmt, state, state_dir, **connection):
     """Print a saved plan after checking it: exit 1 if it is not what its spec plans to (edited), 4 if live state
     moved since it was made."""
     review = workflow.show(plan_path, state=state, state_dir=state_dir, **connection)
-    click.echo(render(review.plan, fmt), nl=False)
+    echo(render(review.plan, fmt), nl=False)
     _notes(review.notes, fmt)
     if review.message:
-        click.echo(review.message, err=True)
+        echo(review.message, err=True)
     sys.exit(review.exit_code)
 
 
@@ -196,6 +202,8 @@ def show(plan_path, fmt, state, state_dir, **connection):
               help="Build and verify the new collection, then stop with the apply open; a later `qmspec apply` promotes it.")
 @click.option("--accept-quality", metavar="REASON",
               help="Accept failed quality gates of the open apply, for the reason given (journaled), and go on.")
+@click.option("--abandon-staged", is_flag=True,
+              help="Let a changed spec delete the collection of an apply that was verified or staged (and what the application wrote there).")
 @click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Run the partitions of a copy or backfill on this many workers (local processes, or Ray tasks with --engine ray).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -210,20 +218,20 @@ def apply(source, auto_approve, no_preflight, **options):
     result = workflow.apply(source, confirm=confirmer(auto_approve), preflight=not no_preflight, **options)
     if result.status in ("refused", "stale"):
         if result.status == "refused":
-            click.echo(render(result.plan, "text"), nl=False)
-        click.echo(result.message, err=True)
+            echo(render(result.plan, "text"), nl=False)
+        echo(result.message, err=True)
         sys.exit(result.exit_code)
     if result.status == "nothing":
-        click.echo(result.message)
+        echo(result.message)
         sys.exit(result.exit_code)
     if result.report is not None:
-        click.echo(result.report.to_text(), nl=False)
+        echo(result.report.to_text(), nl=False)
     if result.report_files:
-        click.echo(f"verification report: {', '.join(result.report_files)}", err=True)
+        echo(f"verification report: {', '.join(result.report_files)}", err=True)
     if result.status == "verify_failed":
-        click.echo(f"{result.message}\n" + "\n".join(f"  - {line}" for line in result.way_out), err=True)
+        echo(f"{result.message}\n" + "\n".join(f"  - {line}" for line in result.way_out), err=True)
     else:
-        click.echo(result.message)
+        echo(result.message)
     sys.exit(result.exit_code)
 
 
@@ -238,7 +246,7 @@ def rollback(spec_path, auto_approve, **options):
     """Undo the last apply: point the alias back, restore settings changed in place, and delete what a failed or
     unfinished apply created that never served (with --drop-new, what any apply created)."""
     result = workflow.rollback(spec_path, confirm=confirmer(auto_approve), **options)
-    click.echo("".join(f"{line}\n" for line in result.done) + f"Rollback complete for alias {result.alias}.")
+    echo("".join(f"{line}\n" for line in result.done) + f"Rollback complete for alias {result.alias}.")
 
 
 @cli.command()
@@ -251,7 +259,7 @@ def cleanup(spec_path, auto_approve, **options):
     """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
     result = workflow.cleanup(spec_path, confirm=confirmer(auto_approve), **options)
     if result.deleted:
-        click.echo(f"deleted collection {result.deleted} (served {result.alias} before the last apply, verified and swapped)")
+        echo(f"deleted collection {result.deleted} (served {result.alias} before the last apply, verified and swapped)")
 
 
 @cli.command()
@@ -265,7 +273,7 @@ def status(spec_path, fmt, **options):
     from .reports.status import render_status, render_status_markdown
 
     report = workflow.status(spec_path, **options)
-    click.echo({"json": lambda: json.dumps(report, indent=2), "markdown": lambda: render_status_markdown(report),
+    echo({"json": lambda: json.dumps(report, indent=2), "markdown": lambda: render_status_markdown(report),
                 "text": lambda: render_status(report)}[fmt]())
 
 
@@ -280,9 +288,9 @@ def unlock(spec_path, auto_approve, **options):
     """Release the apply lock of an alias left behind by a process that died."""
     result = workflow.unlock(spec_path, confirm=confirmer(auto_approve), **options)
     if result.released is None:
-        click.echo(f"alias {result.alias} is not locked")
+        echo(f"alias {result.alias} is not locked")
     else:
-        click.echo(f"released the lock on {result.alias} (was pid {result.released.get('pid')} on {result.released.get('host')})")
+        echo(f"released the lock on {result.alias} (was pid {result.released.get('pid')} on {result.released.get('host')})")
 
 
 @cli.command()
@@ -307,10 +315,10 @@ def compare(spec_path, fmt, plot_path, **options):
 
     result = workflow.compare(spec_path, **options)
     renderers = {"text": comparing.render_text, "markdown": comparing.render_markdown, "json": lambda r: r.to_json()}
-    click.echo(renderers[fmt](result), nl=False)
+    echo(renderers[fmt](result), nl=False)
     if plot_path:
         comparing.plot(result, plot_path)
-        click.echo(f"plot written to {plot_path}", err=True)
+        echo(f"plot written to {plot_path}", err=True)
 
 
 @cli.command()
@@ -329,7 +337,7 @@ def judge(spec_path, out_path, **options):
 
     result = workflow.judge(spec_path, **options)
     Path(out_path).write_text(to_json_lines(list(result.records)), encoding="utf-8")
-    click.echo(f"wrote {len(result.records)} queries with their candidates from {', '.join(result.sides)} to {out_path}; "
+    echo(f"wrote {len(result.records)} queries with their candidates from {', '.join(result.sides)} to {out_path}; "
                "fill each `relevant` list with the ids that answer the query, then set verify.quality.judgments to the file")
 
 
@@ -346,9 +354,9 @@ def inspect(aliases, out_dir, **connection):
     for alias, text in specs.items():
         if out_dir:
             Path(out_dir, f"{slug(alias)}.yaml").write_text(text, encoding="utf-8")
-            click.echo(f"wrote {Path(out_dir, slug(alias) + '.yaml')}", err=True)
+            echo(f"wrote {Path(out_dir, slug(alias) + '.yaml')}", err=True)
         else:
-            click.echo(text if len(specs) == 1 else f"---\n{text}", nl=False)
+            echo(text if len(specs) == 1 else f"---\n{text}", nl=False)
 
 
 @cli.command()
@@ -363,7 +371,7 @@ def drift(spec_path, fmt, detailed_exitcode, **options):
     from .reports.drift import render_drift
 
     found = workflow.drift(spec_path, **options)
-    click.echo(render_drift(found.alias, list(found.found), fmt, found.clean, list(found.not_applicable)), nl=False)
+    echo(render_drift(found.alias, list(found.found), fmt, found.clean, list(found.not_applicable)), nl=False)
     sys.exit(found.exit_code if detailed_exitcode else EXIT_OK)
 
 
@@ -382,7 +390,7 @@ def diff_environments(envs, alias, fmt, detailed_exitcode):
         raise QmspecError("give exactly two environments: --env staging --env prod")
     differences = workflow.environment_diff(*envs, alias=alias)
     renderer = {"json": render_json, "markdown": render_markdown, "text": render_text}[fmt]
-    click.echo(renderer(envs[0], envs[1], differences), nl=False)
+    echo(renderer(envs[0], envs[1], differences), nl=False)
     sys.exit(EXIT_CHANGES if differences and detailed_exitcode else EXIT_OK)
 
 
@@ -392,10 +400,10 @@ def diff_environments(envs, alias, fmt, detailed_exitcode):
 def schema(out_dir):
     """Print the spec's JSON Schema, or write it beside your specs for editors (`# yaml-language-server: $schema=...`)."""
     if not out_dir:
-        click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+        echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
         return
     written = workflow.write_schema(out_dir)
-    click.echo(f"wrote {written}; start each spec with `# yaml-language-server: $schema={os.path.relpath(written, out_dir)}`", err=True)
+    echo(f"wrote {written}; start each spec with `# yaml-language-server: $schema={os.path.relpath(written, out_dir)}`", err=True)
 
 
 @cli.command()
@@ -404,7 +412,12 @@ def rules(fmt):
     """List the safety rules: code, class, severity, what it catches and the way out."""
     from .reports.validation import render_rules
 
-    click.echo(render_rules(fmt), nl=False)
+    echo(render_rules(fmt), nl=False)
+
+
+def _warning_to_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """Libraries' warnings (qdrant-client's local mode, transformers) as one debug line each, not raw on stderr."""
+    logging.getLogger(ROOT).debug(redact(f"{category.__name__} from {Path(filename).name}:{lineno}: {message}"))
 
 
 def _interrupt(signum, frame) -> None:
@@ -419,14 +432,14 @@ def run(args: list[str]) -> int:
     except SystemExit as done:  # commands end with sys.exit(code)
         return EXIT_OK if done.code is None else done.code if isinstance(done.code, int) else EXIT_ERROR
     except QmspecError as error:
-        click.echo(f"error: {redact(str(error))}", err=True)
+        echo(f"error: {error}", err=True)
         return EXIT_ERROR
     except click.exceptions.Abort as abort:  # click turns Ctrl-C (and our SIGTERM) into Abort
         if isinstance(abort.__cause__, KeyboardInterrupt):
-            click.echo("interrupted: what was done is journaled and the lock released; run the same command again to "
+            echo("interrupted: what was done is journaled and the lock released; run the same command again to "
                        "resume", err=True)
             return EXIT_INTERRUPTED
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         return EXIT_ERROR
     except click.ClickException as error:
         error.show()
@@ -434,7 +447,7 @@ def run(args: list[str]) -> int:
     except Exception as error:  # noqa: BLE001 - a bug in qmspec: say so plainly, keep the traceback on demand
         if os.environ.get("QMSPEC_DEBUG"):
             raise
-        click.echo(f"internal error (a qmspec bug, please report it): {type(error).__name__}: {redact(str(error))}\n"
+        echo(f"internal error (a qmspec bug, please report it): {type(error).__name__}: {error}\n"
                    "rerun with QMSPEC_DEBUG=1 for the traceback", err=True)
         return EXIT_ERROR
     finally:
@@ -444,6 +457,7 @@ def run(args: list[str]) -> int:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
+    warnings.showwarning = _warning_to_log
     sys.exit(run(sys.argv[1:]))
 
 

@@ -3,13 +3,16 @@ taken from an environment variable. The key is never stored on any object that g
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from contextlib import contextmanager
 
 from .errors import QdrantAccessError, remember_secret
+from .logs import logger
+from .trust import Untrusted, require_key_destination
 from .project import Target
 from .retry import RetryingClient
+
+log = logger(__name__)
 
 
 @contextmanager
@@ -28,13 +31,18 @@ def open_client(target: Target, environ=None, read_only: bool = False):
             api_key = environ.get(target.api_key_env) if target.api_key_env else None
             if api_key:
                 remember_secret(target.api_key_env, api_key, always=True)
+                require_key_destination(target.api_key_env, target.url, "the Qdrant connection", environ, also=target.key_hosts)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                # qmspec knows which server versions can do what (planning/capabilities.py): no client-side version check
                 client = QdrantClient(url=target.url, api_key=api_key or None, timeout=max(1, int(target.retry.timeout_s)),
-                                      cloud_inference=target.cloud_inference, prefer_grpc=target.prefer_grpc, grpc_port=target.grpc_port)
+                                      cloud_inference=target.cloud_inference, prefer_grpc=target.prefer_grpc, grpc_port=target.grpc_port,
+                                      check_compatibility=False)
             if any("insecure connection" in str(warning.message) for warning in caught):
-                print(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
-                      "use https", file=sys.stderr)
+                log.warning(f"warning: the API key in {target.api_key_env} is sent to the {target.describe()} over plain http; "
+                            "use https")
+    except Untrusted:
+        raise
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise QdrantAccessError(

@@ -15,10 +15,29 @@ def remember_secret(name: str, value: str, always: bool = False) -> None:
         _secrets.add(value)
 
 
+# What a secret looks like where its value is not known: a URL's user:password@, key-like query parameters, the
+# credentials of an Authorization header, and headers named like keys, as servers echo them in error bodies.
+URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]*@")
+KEY_PARAMETERS = re.compile(r"([?&;](?:api[-_]?key|apikey|key|token|access[-_]?token|auth|sig|signature|password|passwd|pwd|secret|"
+                            r"client[-_]?secret|code)=)[^&\s#\"']+", re.IGNORECASE)
+AUTHORIZATION = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}")
+KEY_HEADERS = re.compile(r"((?:x-)?api[-_]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}\]]{4,}", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
+    """The one scrubber for everything that leaves the process (messages, logs, reports, journals): every secret
+    value qmspec has read, and anything shaped like a credential."""
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    text = URL_CREDENTIALS.sub("***@", text)
+    text = KEY_PARAMETERS.sub(r"\1***", text)
+    text = AUTHORIZATION.sub(r"\1 ***", text)
+    return KEY_HEADERS.sub(r"\1***", text)
+
+
+def has_credentials(url: str) -> bool:
+    """A URL that carries a secret itself (user:password@, ?key=...): it must be written with ${VAR} instead."""
+    return bool(URL_CREDENTIALS.search(url) or KEY_PARAMETERS.search(url))
 
 
 class QmspecError(Exception):

@@ -17,6 +17,7 @@ from .errors import Problem, QdrantAccessError, SpecError, redact
 from .planning import envvars
 from .planning.spec import url_problem
 from .planning.yamlpos import YamlSyntaxError, load_yaml
+from .trust import bound_by_runner
 
 PROJECT_FILE = "qmspec.yaml"
 DEFAULT_PATH = ".qmspec/qdrant"
@@ -46,6 +47,7 @@ class Target:
     retry: RetryPolicy = RetryPolicy()
     prefer_grpc: bool = False
     grpc_port: int = 6334
+    key_hosts: tuple[str, ...] = ()  # hosts the runner bound the key to (trust.py): a URL from the command line or environment
 
     @property
     def embedded(self) -> bool:
@@ -111,6 +113,7 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
         target = environment_target(env)
         return dataclasses.replace(target, api_key_env=api_key_env or target.api_key_env)
     spec_connection = spec_connection or _NoConnection
+    given = bool(url)
     if not path and not url:
         path, url = spec_connection.path, spec_connection.url
     if url:
@@ -118,20 +121,29 @@ def resolve_target(path: str | None = None, url: str | None = None, api_key_env:
             raise QdrantAccessError(f"--url: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
         return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
                       cloud_inference=bool(spec_connection.cloud_inference), retry=retry_from_environment(),
-                      prefer_grpc=bool(spec_connection.prefer_grpc), grpc_port=spec_connection.grpc_port)
+                      prefer_grpc=bool(spec_connection.prefer_grpc), grpc_port=spec_connection.grpc_port,
+                      key_hosts=bound_by_runner(url, spec_connection.url_as_written, given))
     return Target(path=path or DEFAULT_PATH)
 
 
 def retry_from_environment(environ=None) -> RetryPolicy:
     """The default policy, or QMSPEC_RETRY_ATTEMPTS / QMSPEC_RETRY_MAX_SECONDS where set (a CI job's own budget)."""
     environ = os.environ if environ is None else environ
-    values = {field: float(environ[name]) for field, name in (("attempts", "QMSPEC_RETRY_ATTEMPTS"),
-                                                              ("max_seconds", "QMSPEC_RETRY_MAX_SECONDS")) if environ.get(name)}
-    return RetryPolicy(**{key: int(value) if key == "attempts" else value for key, value in values.items()})
+    values = {}
+    for field, name in (("attempts", "QMSPEC_RETRY_ATTEMPTS"), ("max_seconds", "QMSPEC_RETRY_MAX_SECONDS")):
+        if environ.get(name):
+            try:
+                values[field] = int(environ[name]) if field == "attempts" else float(environ[name])
+            except ValueError:
+                values[field] = -1
+            if values[field] <= 0:
+                raise QdrantAccessError(f"{name}={environ[name]!r} is not a positive {'whole ' if field == 'attempts' else ''}number; "
+                                        f"e.g. {name}={'8' if field == 'attempts' else '300'}, or unset it for the default")
+    return RetryPolicy(**values)
 
 
 class _NoConnection:
-    path = url = api_key_env = None
+    path = url = url_as_written = api_key_env = None
     cloud_inference = prefer_grpc = False
     grpc_port = 6334
 
@@ -179,9 +191,10 @@ def environment_target(name: str, project: Path | None = None, environ=None) -> 
         problems.append(Problem(file, document.line_of(where + ("url",)), ".".join(where + ("url",)),
                                 url_problem(expand(entry["url"], "url")), "write it as http(s)://host:port"))
     if entry.get("url"):
-        target = Target(url=expand(entry["url"], "url"), api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV,
+        url = expand(entry["url"], "url")
+        target = Target(url=url, api_key_env=entry.get("api_key_env") or DEFAULT_API_KEY_ENV,
                         cloud_inference=bool(entry.get("cloud_inference")), prefer_grpc=bool(entry.get("prefer_grpc")),
-                        grpc_port=int(entry.get("grpc_port", 6334)))
+                        grpc_port=int(entry.get("grpc_port", 6334)), key_hosts=bound_by_runner(url, entry["url"]))
     else:
         path = expand(entry["path"], "path")
         target = Target(path=str(project.parent / path) if not os.path.isabs(path) else path)

@@ -8,7 +8,7 @@ import time
 
 import tenacity
 
-from .errors import QdrantAccessError
+from .errors import QdrantAccessError, redact
 from .logs import logger
 from .project import RetryPolicy
 
@@ -48,6 +48,24 @@ def retry_after(error: BaseException) -> float | None:
         return None
 
 
+def _unexpected():
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    return UnexpectedResponse
+
+
+def answer(error) -> str:
+    """A server's refusal in one line, scrubbed: its status and the error it gave (a body may echo request headers)."""
+    import json
+
+    detail = ""
+    try:
+        detail = (json.loads(error.content or b"{}").get("status") or {}).get("error") or ""
+    except (ValueError, AttributeError, TypeError):
+        detail = (error.content or b"").decode("utf-8", "replace")
+    return redact(f"HTTP {error.status_code} {error.reason_phrase or ''}".rstrip() + (f": {detail.strip()[:300]}" if detail.strip() else ""))
+
+
 def cause(error: BaseException) -> str:
     """A failure in one line: its first line, or its type."""
     text = str(error).strip()
@@ -75,6 +93,11 @@ class RetryingClient:
         asked = retry_after(state.outcome.exception()) if state.outcome else None
         return min(asked, self._policy.max_wait * 10) if asked is not None else self._backoff(state)
 
+    def _no_time_for_another(self, state: tenacity.RetryCallState) -> bool:
+        """Stop when the wait and one more whole attempt (it may take the request timeout) would end past the budget:
+        a budget is the most a call may take, not the moment the last attempt may start."""
+        return state.seconds_since_start + state.upcoming_sleep + self._policy.timeout_s > self._policy.max_seconds
+
     def _said(self, name: str):
         def before_sleep(state: tenacity.RetryCallState) -> None:
             log.info(f"      retrying {name} on the {self._where} in {state.next_action.sleep:.1f}s: {cause(state.outcome.exception())} "
@@ -85,11 +108,13 @@ class RetryingClient:
     def _call(self, name: str, method, args, kwargs):
         policy, started = self._policy, time.monotonic()
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(transient), wait=self._wait, reraise=True,
-                                     stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.max_seconds),
+                                     stop=tenacity.stop_after_attempt(policy.attempts) | self._no_time_for_another,
                                      before_sleep=self._said(name))
         try:
             return retrying(method, *args, **kwargs)
         except Exception as error:
+            if isinstance(error, _unexpected()) and not transient(error):
+                raise QdrantAccessError(f"{name} on the {self._where} failed: {answer(error)}") from None
             if not transient(error):
                 raise
             attempts = retrying.statistics.get("attempt_number", policy.attempts)

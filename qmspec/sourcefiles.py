@@ -1,34 +1,58 @@
 """Points from JSON Lines source files (`source.files`): counted when planning, checked before anything is written,
-read page by page when loading and again when verifying. One record per line, with its id in `source.id_field`."""
+read page by page when loading and again when verifying. One record per line, with its id in `source.id_field`.
+
+Input is bounded: a record (one line) of more than `MAX_RECORD_BYTES` (8 MiB: a point that large is a document
+to split into chunks, and near Qdrant's request limit) or nested deeper than JSON parsing allows is refused naming
+its file and line, as is text that is not UTF-8; no line is read whole before its size is known."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Iterator
 
 from .errors import QmspecError
+
+MAX_RECORD_BYTES = int(os.environ.get("QMSPEC_MAX_RECORD_BYTES", 8 << 20))
 
 
 class SourceFileError(QmspecError):
     pass
 
 
+def _lines(path: str, start_line: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) after `start_line`, each at most MAX_RECORD_BYTES: a longer one is refused before it is
+    read whole (a 50 MB record must not cost gigabytes)."""
+    with open(path, "rb") as handle:
+        number = 0
+        while True:
+            line = handle.readline(MAX_RECORD_BYTES + 1)
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                raise SourceFileError(f"{path}:{number}: the record is longer than {MAX_RECORD_BYTES >> 20} MiB; split the document "
+                                      "into chunks (one point each), or raise QMSPEC_MAX_RECORD_BYTES")
+            if number > start_line and line.strip():
+                yield number, line
+
+
 def count_records(path: str) -> int:
     """Records in a JSON Lines file: its non-blank lines. Counted without parsing, so planning stays fast."""
     try:
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
+        return sum(1 for _ in _lines(path))
     except OSError as exc:
         raise QmspecError(f"cannot read source file {path}: {exc.strerror}; check source.files in the spec") from None
 
 
 def read_records(path: str, id_field: str, start_line: int = 0) -> Iterator[tuple[int, object, dict]]:
     """Yield (line number, point id, payload) from a JSON Lines file, starting after `start_line` lines."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if number <= start_line or not line.strip():
-                continue
-            yield number, *parse_record(path, number, line, id_field)
+    for number, line in _lines(path, start_line):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceFileError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8") from None
+        yield number, *parse_record(path, number, text, id_field)
 
 
 def parse_record(path: str, number: int, line: str, id_field: str) -> tuple[object, dict]:
@@ -36,6 +60,8 @@ def parse_record(path: str, number: int, line: str, id_field: str) -> tuple[obje
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise SourceFileError(f"{path}:{number}: not valid JSON ({exc.msg}); fix the record") from None
+    except RecursionError:
+        raise SourceFileError(f"{path}:{number}: the record is nested too deeply to read; flatten its payload") from None
     if not isinstance(record, dict) or id_field not in record:
         raise SourceFileError(f"{path}:{number}: the record has no {id_field!r} field; add one or set source.id_field")
     return point_id(record.pop(id_field), path, number), record

@@ -269,31 +269,38 @@ def _state_notes(target: Target, where: Where, alias: str, apply_command: str) -
 
 def apply(source: str | os.PathLike, *, env=None, path=None, url=None, api_key_env=None, state: str = "file",
           state_dir: str = DEFAULT_STATE_DIR, lock_timeout: float = 0.0, auto_approve: bool = False, confirm: Confirm | None = None,
-          stop_before_swap: bool = False, accept_quality: str | None = None, workers: int = 1, engine: str = "local",
-          ray_address: str | None = None, preflight: bool = True, log: Callable[[str], None] | None = None) -> ApplyResult:
+          stop_before_swap: bool = False, accept_quality: str | None = None, abandon_staged: bool = False, workers: int = 1,
+          engine: str = "local", ray_address: str | None = None, preflight: bool = True,
+          log: Callable[[str], None] | None = None) -> ApplyResult:
     """Execute a spec (planned now) or a saved plan file (applied exactly as saved, refused if live state moved):
-    create, copy, embed, verify, swap the alias. Resumes an unfinished apply of the same spec or plan."""
+    create, copy, embed, verify, swap the alias. Resumes an unfinished apply of the same spec or plan.
+    `abandon_staged`: a changed spec may delete the collection of an apply that was verified or staged."""
     where = _where(env, path, url, api_key_env, state, state_dir, lock_timeout)
     approve = _confirmer(auto_approve, confirm, "apply")
     with forwarded(log):
-        return _apply(str(source), where, approve, stop_before_swap, accept_quality, workers, engine, ray_address, preflight)
+        return _apply(str(source), where, approve, stop_before_swap, accept_quality, abandon_staged, workers, engine, ray_address,
+                      preflight)
 
 
 REFUSED = {"refused": EXIT_REFUSED, "stale": EXIT_STALE}
 
 
-def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, accept_quality: str | None, workers: int,
-           engine: str, ray_address: str | None, preflight: bool) -> ApplyResult:
+def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, accept_quality: str | None, abandon_staged: bool,
+           workers: int, engine: str, ray_address: str | None, preflight: bool) -> ApplyResult:
     from .applying.engines import engine_for
     from .applying.journal import now
     from .applying.qdrant_ops import current_alias_target
-    from .applying.runner import apply_plan
+    from .applying.runner import apply_plan, check_files
     from .applying.session import session
     from .applying.verify import VerificationFailed
     from .planning.decide import decide
     from .reports.render import title
 
+    from .planning.decide import saved_header_problem
+
     spec, saved = (None, read_plan(source)) if source.endswith(".json") else (load_spec(source, env=where.connection.env), None)
+    if saved is not None and saved_header_problem(saved):  # its alias decides the lock and journal it runs under
+        raise PlanTampered(f"{source} is not what its spec plans to: {saved_header_problem(saved)}; plan again and review the new file")
     target = where.connection.target(spec.connection if spec else None)
     alias = spec.alias if spec else saved.alias
     with session(target, where.state, alias, "qmspec apply " + source, where.command("unlock", source)) as opened:
@@ -301,7 +308,7 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
         read_live = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
         decision = decide(journal.record, spec, saved, read_live, spec_file=source)
         if decision.action == "blocked" and not journal.active.swapped and current_alias_target(client, alias) == journal.active.alias_before:
-            _abandon(client, journal, approve)
+            _abandon(client, journal, approve, abandon_staged, where.command("apply", source))
             decision = decide(journal.record, spec, saved, read_live, spec_file=source)
         if decision.action == "fresh" and preflight:
             models = _check_models(decision.plan, spec, target, client)
@@ -314,17 +321,22 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
         if decision.action in REFUSED or decision.action == "nothing":
             return ApplyResult(decision.action, REFUSED.get(decision.action, EXIT_OK), alias, current_alias_target(client, alias),
                                decision.plan, decision.message)
+        if engine == "ray" and where.state.kind == "file" and not target.embedded:
+            raise QmspecError("--engine ray copies from workers that may run on other machines, and they record what they "
+                              "write where the apply's records are: keep them in Qdrant with --state qdrant")
         if accept_quality and not (decision.action == "resume" and journal.active.status == "verify_failed"):
             raise QmspecError("--accept-quality accepts the failed quality gates of an open apply; there is none for alias "
                               f"{alias} (run the apply first; if its quality gates fail, it stops and says so)")
+        if decision.action == "fresh":  # before the journal opens: a refused file leaves nothing to resume or roll back
+            check_files(decision.plan)
         _asked(approve, Preview("Apply this plan?", decision.plan if decision.action == "fresh" else None,
                                 (decision.message,) if decision.message else ()), "apply")
+        runner = engine_for(engine, workers, ray_address)  # before the journal opens: starting Ray can take a while
         if decision.action == "fresh":
             journal.start(decision.plan)
         if accept_quality:
             journal.active.accepted = {"reason": accept_quality, "at": now()}
             journal.save()
-        runner = engine_for(engine, workers, ray_address)
         try:
             status = apply_plan(decision.plan, client, journal, target.embedded, title=title, stop_before_swap=stop_before_swap,
                                 engine=runner, target=target)
@@ -356,15 +368,24 @@ def _verification(journal):
     return KeptReport(kept) if kept else None
 
 
-def _abandon(client, journal, approve: Confirm) -> None:
+def _abandon(client, journal, approve: Confirm, abandon_staged: bool, apply_command: str) -> None:
     """The spec changed after an apply failed or stopped before its swap: undo what that apply made (nothing served
-    it), so the new spec plans from where things were."""
+    it), so the new spec plans from where things were. One that was verified or staged is a collection someone may
+    be reviewing, and the application may have written to it: it is abandoned only when asked by name."""
     from .applying.rollback import plan_rollback, rollback as undo
+    from .applying.verify import application_writes
 
     active = journal.active
     actions = plan_rollback(client, journal, drop_new=False)
+    built = active.status == "staged" or active.succeeded("verify")
+    written = application_writes(client, journal) if built else ""
+    if built and not abandon_staged:
+        raise ApplyBlocked(f"the apply of plan {active.plan_hash} built and verified {active.plan.collection} ({active.status}) and the "
+                           f"spec changed since; abandoning it deletes {active.plan.collection}{written}. Promote it by applying the "
+                           f"spec it was planned from, undo it with `qmspec rollback`, or abandon it on purpose: "
+                           f"`{apply_command} --abandon-staged`")
     lines = (f"the apply of plan {active.plan_hash} stopped ({active.status}) before its swap; the spec changed since, "
-             "so it is abandoned first:",
+             "so it is abandoned first" + (f" ({active.plan.collection}{written})" if built else "") + ":",
              *(f"  - {action.description}" for action in actions), *(() if actions else ("  - nothing to undo in Qdrant",)))
     _asked(approve, Preview("Abandon it?", None, lines), "apply")
     undo(journal, actions)
@@ -440,7 +461,7 @@ def unlock(spec: str | os.PathLike, *, env=None, path=None, url=None, api_key_en
                                   "may still run; stop that process first, or pass --force if you know it is gone")
             _asked(approve, Preview("Release it?", None, (f"this releases the lock on alias {loaded.alias} held by pid "
                                                           f"{holder.get('pid')} on {holder.get('host')}",)), "unlock")
-            store.release(loaded.alias)
+            store.break_lock(loaded.alias, holder)
     return UnlockResult(loaded.alias, holder)
 
 
@@ -526,7 +547,7 @@ def compare(spec: str | os.PathLike, *, side_a: str | None = None, side_b: str |
     """The same queries on two retrievers (default: what the alias serves now, and the spec's collection)."""
     from .applying.qdrant_ops import aliases as alias_map
     from .connect import open_client
-    from .judgments import load_judgments
+    from .planning.judgments import load_judgments
     from .planning.spec import METRIC
     from .reports import compare as comparing
 
@@ -587,7 +608,12 @@ def models_here(spec: Spec) -> dict:
 def query_lines(spec: Spec, queries_file: str | None) -> dict:
     """Queries to run: one per line of a file, else the spec's verify.search queries."""
     if queries_file:
-        lines = [line.strip() for line in Path(queries_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            lines = [line.strip() for line in Path(queries_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise QmspecError(f"cannot read the queries in {queries_file}: {exc}; give a UTF-8 text file, one query per line") from None
+        if not lines:
+            raise QmspecError(f"{queries_file} holds no query; give one query per line")
     elif spec.verify.search:
         lines = list(spec.verify.search.queries)
     else:

@@ -2,8 +2,10 @@
 
 It embeds with any function of texts (the test hash embedder, or the packaged MiniLM), checks the bearer key,
 counts what it was asked, and plays faults from a script: `faults` is a list consumed one per request, each None
-(answer), ("status", code, retry_after) (answer with that status), ("hang", seconds) (answer late), or
-("dimensions", n) (answer vectors of the wrong size). `latency` delays every answer (an API's round trip).
+(answer), ("status", code, retry_after) (answer with that status), ("hang", seconds) (answer late),
+("dimensions", n) (answer vectors of the wrong size), or ("echo", code) (answer with an error whose message quotes
+the request's Authorization header, as careless servers do). `latency` delays every answer (an API's round trip).
+`authorizations` keeps the Authorization header of every request: what a test checks no key reached.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class EmbeddingServer:
         self.requests = 0  # every request received
         self.texts_embedded = 0  # texts in answered requests: what an API bills
         self.batch_sizes: list[int] = []
+        self.authorizations: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         self.encoded: dict[tuple, str] = {}
@@ -35,6 +38,14 @@ class EmbeddingServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
+    def trust(self, monkeypatch, variable: str) -> None:
+        """Bind the key in `variable` to this server, as a CI workflow binds its keys (qmspec/trust.py)."""
+        monkeypatch.setenv("QMSPEC_KEY_HOSTS", f"{variable}={self.host}")
 
     def __enter__(self) -> EmbeddingServer:
         self.thread.start()
@@ -70,6 +81,7 @@ class EmbeddingServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 self.answered = False
+                server.authorizations.append(self.headers.get("Authorization"))
                 fault = server._next_fault()
                 try:
                     self._answer(body, fault)
@@ -89,6 +101,8 @@ class EmbeddingServer:
                     time.sleep(server.latency)
                 if server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
                     return self._send(401, {"error": {"message": "Incorrect API key provided"}})
+                if fault and fault[0] == "echo":
+                    return self._send(fault[1], {"error": {"message": f"rejected {self.headers.get('Authorization')} for {body['model']}"}})
                 if fault and fault[0] == "status":
                     return self._send(fault[1], {"error": {"message": f"injected {fault[1]}"}},
                                       {"Retry-After": str(fault[2])} if fault[2] is not None else {})

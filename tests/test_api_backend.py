@@ -63,7 +63,7 @@ def test_429_waits_as_long_as_retry_after_says_then_succeeds():
 def test_server_errors_and_timeouts_are_retried():
     faults = [("status", 500, None), ("hang", 1.5), None]
     with EmbeddingServer(hash_embed(), faults=faults) as server:
-        vectors = embedder(server, batch_size=100, timeout_s=0.5).embed(TEXTS[:3])
+        vectors = embedder(server, batch_size=100, timeout_s=0.5, retry_wait_s=0.1).embed(TEXTS[:3])
     assert server.requests == 3 and len(vectors) == 3
 
 
@@ -92,6 +92,7 @@ def test_wrong_dimensions_are_an_error():
 def test_the_key_comes_from_the_environment_and_is_never_echoed(monkeypatch):
     secret = "sk-test-0f9e8d7c"
     with EmbeddingServer(hash_embed(), key=secret) as server:
+        server.trust(monkeypatch, "QMSPEC_TEST_API_KEY")
         with pytest.raises(EmbedderError) as missing:
             embedder(server, api_key_env="QMSPEC_TEST_API_KEY")
         assert "QMSPEC_TEST_API_KEY (api_key_env) is not set" in str(missing.value)

@@ -49,7 +49,7 @@ def test_quiet_keeps_results_and_verbose_adds_batches(template, project, tmp_pat
 def test_retries_are_logged_with_their_cause_and_wait(caplog):
     fake = FakeQdrant([(503, {}), (429, {"Retry-After": "1"})])
     with caplog.at_level(logging.INFO, logger="qmspec"), \
-            open_client(Target(url=fake.url, retry=RetryPolicy(attempts=4, max_seconds=20, initial_wait=0.05, max_wait=0.1))) as client:
+            open_client(Target(url=fake.url, retry=RetryPolicy(attempts=4, max_seconds=20, timeout_s=2, initial_wait=0.05, max_wait=0.1))) as client:
         client.get_collections()
     said = [record.getMessage() for record in caplog.records if "retrying" in record.getMessage()]
     assert len(said) == 2, said
@@ -63,6 +63,7 @@ def test_no_record_holds_a_secret(project, caplog, monkeypatch):
     key = "sk-test-5f1c2e9a7b"
     monkeypatch.setenv("EMBEDDING_TOKEN", key)
     with EmbeddingServer(hash_embed(16), key=key, faults=[("status", 500, None)]) as server:
+        server.trust(monkeypatch, "EMBEDDING_TOKEN")
         spec = migration.SPEC.replace(f'backend: "{migration.PLUGIN}", options: {{size: 16}}',
                                       f'backend: openai, options: {{base_url: "{server.base_url}", api_key_env: EMBEDDING_TOKEN, '
                                       'dimensions: 16}')

@@ -12,7 +12,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from qmspec.applying.quality import Retriever, evaluate, rank
-from qmspec.judgments import load_judgments
+from qmspec.planning.judgments import load_judgments
 from qmspec.errors import QmspecError
 
 from .migration import PLUGIN

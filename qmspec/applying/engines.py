@@ -6,8 +6,13 @@ resubmitted the same way by the caller (a job is idempotent: insert-only writes,
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
@@ -35,8 +40,29 @@ class InlineEngine:
         pass
 
 
+def die_with(parent: int) -> None:
+    """In a worker: end when the driver ends, however it ends (kill -9, an OOM kill, a cancelled CI job), instead of
+    holding a model in memory, or a GPU, for minutes. On Linux the kernel sends SIGKILL when the parent dies
+    (PR_SET_PDEATHSIG); elsewhere a thread watches for the parent to change."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qmspec-die-with-driver", daemon=True).start()
+
+
 class ProcessEngine:
-    """N local worker processes (spawned: a fork would copy the client's threads and sockets)."""
+    """N local worker processes (spawned: a fork would copy the client's threads and sockets), each ending with the
+    driver (die_with)."""
 
     shares_disk = True
 
@@ -46,7 +72,8 @@ class ProcessEngine:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=die_with, initargs=(os.getpid(),))
 
     def run(self, function: Callable, jobs: Iterable) -> Iterator:
         """Results as jobs finish; a job whose process died is run again (the pool is rebuilt), RETRIES times."""
@@ -73,14 +100,22 @@ class ProcessEngine:
         return [results[index] for index in range(len(jobs))]
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        """Stop the workers now, on any exit of the apply: an interrupted apply does not wait for their pages (what
+        they wrote is journaled by the partition's checkpoint, or redone)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
 
 
 class RayEngine:
     """Jobs as Ray tasks (retried by Ray when their worker dies) on the cluster at `address` (or RAY_ADDRESS), else a
     local one. Tasks rather than a Ray Data pipeline: a partition is already the unit of work, retry and journal."""
 
-    shares_disk = False  # tasks may run on other machines: file records go back with the results
+    shares_disk = False  # tasks may run on other machines: the apply's records must be in Qdrant (--state qdrant)
 
     def __init__(self, workers: int, address: str | None = None):
         try:
@@ -90,8 +125,13 @@ class RayEngine:
         self.ray = ray
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
+            ours = signal.getsignal(signal.SIGTERM)
             ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
+            if callable(ours) and threading.current_thread() is threading.main_thread():
+                # Ray's core worker installs its own SIGTERM handler, which exits 15 with a stack dump and leaves the
+                # journal running: the command line's handler journals the interruption and exits 130
+                signal.signal(signal.SIGTERM, ours)
         self.workers = workers
         self.name = f"Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs, {workers} tasks at a time)"
         self._remotes: dict = {}

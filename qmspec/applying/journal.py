@@ -8,13 +8,14 @@ read-only key.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import QmspecError
@@ -49,6 +50,7 @@ class FileStateStore:
 
     root: Path
     kind = "file"
+    _held: dict = field(default_factory=dict, repr=False)  # alias -> the open descriptor that holds its lock
 
     @classmethod
     def for_target(cls, target_key: str, base: str = DEFAULT_STATE_DIR, legacy_key: str | None = None) -> FileStateStore:
@@ -79,40 +81,79 @@ class FileStateStore:
         return Records(alias, plan_hash, baseline, where=str(self.root), folder=self.root)
 
     def acquire(self, alias: str, command: str) -> dict | None:
-        """Take the lock, or take it over from a holder proven dead (returned, so the caller can say so)."""
+        """Take the lock: an exclusive flock on `<alias>.lock`, held until release. The kernel drops it when its
+        holder dies, however it dies, so taking over from a dead holder is the same atomic call as taking a free lock:
+        two processes can never both hold it. Returns the holder a dead process left named in the file, if any."""
         self.root.mkdir(parents=True, exist_ok=True)
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command}
-        # Write the holder to a private file, then hard-link it into place: link() fails if the lock exists, and
-        # a reader never sees a lock file without its holder in it.
-        candidate = self.root / f".{slug(alias)}.lock.{os.getpid()}"
-        write_atomically(candidate, json.dumps(holder))
+        descriptor = os.open(self._lock(alias), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                os.link(candidate, self._lock(alias))
-                return None
-            except FileExistsError:
-                current = self.lock_holder(alias) or {}
-                if not holder_is_dead(current):
-                    raise LockHeld(alias, current) from None
-            self._lock(alias).unlink(missing_ok=True)
-            try:
-                os.link(candidate, self._lock(alias))  # of two processes taking over, one link lands
-            except FileExistsError:
-                raise LockHeld(alias, self.lock_holder(alias) or {}) from None
-            return current
-        finally:
-            candidate.unlink(missing_ok=True)
+            for attempt in range(20):  # a reader holds a shared lock for an instant (lock_holder): try a few times
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 19 or _holder_in(descriptor):
+                        raise LockHeld(alias, _holder_in(descriptor) or UNKNOWN_HOLDER) from None
+                    time.sleep(0.01)
+            left = _holder_in(descriptor)
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command}
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, json.dumps(holder).encode(), 0)
+            os.fsync(descriptor)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        self._held[alias] = descriptor
+        return left
 
     def release(self, alias: str) -> None:
-        self._lock(alias).unlink(missing_ok=True)
+        """Clear the holder and drop the lock. The file stays: unlinking a locked path would let a second process lock
+        a new file of the same name while a third still holds the old one."""
+        descriptor = self._held.pop(alias, None)
+        if descriptor is None:
+            return
+        try:
+            os.ftruncate(descriptor, 0)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)  # closing releases the flock
+
+    def break_lock(self, alias: str, holder: dict) -> None:
+        """`qmspec unlock --force`: nothing to break where the lock is a flock: the kernel frees it with its holder."""
+        if self.lock_holder(alias) is not None:
+            raise QmspecError(f"the lock on {alias} is held by a running process ({describe_holder(holder)}); it is released "
+                              "when that process ends: stop it (Ctrl-C or SIGTERM journal what it did)")
 
     def lock_holder(self, alias: str) -> dict | None:
+        """Who holds the lock now: None when no process holds it (whatever a dead holder left in the file)."""
         try:
-            return json.loads(self._lock(alias).read_text(encoding="utf-8"))
+            descriptor = os.open(self._lock(alias), os.O_RDONLY)
         except FileNotFoundError:
             return None
-        except (OSError, json.JSONDecodeError):
-            return {"pid": None, "host": None, "since": "unknown", "command": "unreadable lock file"}
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _holder_in(descriptor) or UNKNOWN_HOLDER
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(descriptor)
+
+
+UNKNOWN_HOLDER = {"pid": None, "host": None, "since": "unknown", "command": "qmspec (starting or finishing)"}
+
+
+def _holder_in(descriptor: int) -> dict | None:
+    """The holder written in an open lock file, or None where it is empty."""
+    size = os.fstat(descriptor).st_size
+    text = os.pread(descriptor, size, 0).decode("utf-8", "replace") if size else ""
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"pid": None, "host": None, "since": "unknown", "command": "unreadable lock file"}
 
 
 def holder_is_dead(holder: dict) -> bool:
@@ -139,6 +180,7 @@ class QdrantStateStore:
         from qdrant_client import models
 
         self.client, self.models = client, models
+        self._tokens: dict = {}  # alias -> the token of the lock this process holds
 
     def _id(self, kind: str, alias: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:{kind}:{alias}"))
@@ -166,26 +208,43 @@ class QdrantStateStore:
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True)
 
     def acquire(self, alias: str, command: str) -> dict | None:
+        """Insert the lock point insert-only: of two applies racing, one insert lands. A holder proven dead is taken
+        over by compare-and-swap: the point is replaced only while it still names that holder's token, so of two
+        processes taking over, one wins and the other reads back the winner."""
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(), "command": command,
                   "token": uuid.uuid4().hex}
         point = self.models.PointStruct(id=self._id("lock", alias), vector={}, payload={"kind": "lock", "holder": holder})
         ensure_state_collection(self.client)
         self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
         current = self.lock_holder(alias) or {}
-        if current.get("token") == holder["token"]:
-            return None
-        if not holder_is_dead(current):
-            raise LockHeld(alias, current)
-        self.release(alias)
-        self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_mode=self.models.UpdateMode.INSERT_ONLY)
-        if (self.lock_holder(alias) or {}).get("token") != holder["token"]:  # another process took it over first
-            raise LockHeld(alias, self.lock_holder(alias) or {})
-        return current
+        if current.get("token") != holder["token"]:
+            if not holder_is_dead(current):
+                raise LockHeld(alias, current)
+            self.client.upsert(STATE_COLLECTION, points=[point], wait=True, update_filter=self._naming(alias, current))
+            winner = self.lock_holder(alias) or {}
+            if winner.get("token") != holder["token"]:  # another process took it over first
+                raise LockHeld(alias, winner)
+        self._tokens[alias] = holder["token"]
+        return current if current.get("token") != holder["token"] else None
+
+    def _naming(self, alias: str, holder: dict):
+        """A filter matching the lock point only while `holder` holds it (0.1.0's holders had no token)."""
+        models = self.models
+        token = holder.get("token")
+        owner = (models.FieldCondition(key="holder.token", match=models.MatchValue(value=token)) if token
+                 else models.IsEmptyCondition(is_empty=models.PayloadField(key="holder.token")))
+        return models.Filter(must=[models.HasIdCondition(has_id=[self._id("lock", alias)]), owner])
 
     def release(self, alias: str) -> None:
-        if not self.client.collection_exists(STATE_COLLECTION):
-            return
-        self.client.delete(STATE_COLLECTION, points_selector=self.models.PointIdsList(points=[self._id("lock", alias)]), wait=True)
+        """Delete the lock point, only if this process still holds it."""
+        token = self._tokens.pop(alias, None)
+        if token is not None and self.client.collection_exists(STATE_COLLECTION):
+            self.client.delete(STATE_COLLECTION, points_selector=self.models.FilterSelector(filter=self._naming(alias, {"token": token})),
+                               wait=True)
+
+    def break_lock(self, alias: str, holder: dict) -> None:
+        """`qmspec unlock`: delete the lock of the holder the person saw, and nobody else's."""
+        self.client.delete(STATE_COLLECTION, points_selector=self.models.FilterSelector(filter=self._naming(alias, holder)), wait=True)
 
     def lock_holder(self, alias: str) -> dict | None:
         payload = self._payload("lock", alias)

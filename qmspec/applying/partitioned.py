@@ -77,27 +77,26 @@ class PartitionJob:
     batch_size: int
     parallel: int
     update_mode: str
-    baseline: object = None  # the apply's baseline, which this worker records into; None: hand the entries back
+    baseline: object  # the apply's baseline, which this worker records into with its own connection
 
 
 def copy_partition(job: PartitionJob) -> dict:
-    """Copy one partition: write each page, then record it in the baseline (the worker's own connection to it), so
-    the driver holds nothing per point. Where the worker cannot reach the baseline (file records and Ray workers on
-    other machines), the entries go back with the result, one partition's worth."""
+    """Copy one partition: record each page in the baseline, then write it (as steps._recording does), so the
+    driver holds nothing per point."""
     from ..connect import open_client  # in the worker: its own client, its own connections
 
-    copied, summed, entries = 0, "0", []
+    copied, summed = 0, "0"
     with open_client(job.target) as client:
-        baseline = job.baseline.bound(client) if job.baseline is not None else None
-        for page, _ in scroll_range(client, job.source, job.ids, job.scroll_page, job.offset, job.carried or False):
-            rows = job.maker(page)
-            upload(client, job.collection, rows, job.batch_size, job.parallel, job.update_mode, False)
-            made = [(point.id, written(point, job.carried)) for point in page]
-            baseline.record(made) if baseline is not None else entries.extend(made)
-            copied, summed = copied + len(rows), digest(rows, summed)
-        if baseline is not None:
+        baseline = job.baseline.bound(client)
+        try:
+            for page, _ in scroll_range(client, job.source, job.ids, job.scroll_page, job.offset, job.carried or False):
+                rows = job.maker(page)
+                baseline.record([(point.id, written(point, job.carried)) for point in page], first_only=True)
+                upload(client, job.collection, rows, job.batch_size, job.parallel, job.update_mode, False)
+                copied, summed = copied + len(rows), digest(rows, summed)
+        finally:
             baseline.close()
-    return {"index": job.index, "copied": copied, "digest": summed, "entries": entries}
+    return {"index": job.index, "copied": copied, "digest": summed}
 
 
 class Partitions:
@@ -152,9 +151,9 @@ class Partitions:
         last_write: list = []  # the rows of the write the next checkpoint records (the writer thread runs both in turn)
 
         def write_and_keep(rows: list) -> None:
+            if isinstance(rows, WrittenPage):  # recorded first, as a copy without partitions does (steps._recording)
+                self.run.records.baseline.record(rows.entries, first_only=True)
             write(rows)
-            if isinstance(rows, WrittenPage):
-                self.run.records.baseline.record(rows.entries)
             last_write[:] = rows
 
         def checkpoint(where, done: int) -> None:
@@ -188,10 +187,9 @@ def copy_partitioned(step, run, maker: PointMaker, carried: list, write: Callabl
         partitions.drive(step.source, step.scroll_page, carried or False, True, maker, write, digested=True,
                          record=lambda page: [(point.id, written(point, carried)) for point in page])
     else:
-        reachable = run.records.baseline if run.engine.shares_disk or not run.records.folder else None
         partitions.dispatch(copy_partition, lambda index, ids: PartitionJob(
             index, ids, ids.start, run.target, step.source, step.target, maker, carried, step.scroll_page, step.batch_size,
-            step.parallel, step.update_mode, reachable), lambda result: run.records.baseline.record(result["entries"]))
+            step.parallel, step.update_mode, run.records.baseline), lambda result: None)
     return partitions.points
 
 

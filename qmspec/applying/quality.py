@@ -11,7 +11,7 @@ from qdrant_client import models
 
 from ..embed import get_embedder
 from ..errors import QmspecError
-from ..judgments import Judgments
+from ..planning.judgments import Judgments
 from ..planning.plan import QualityGates
 from .search import here, query_value, recorded_models
 

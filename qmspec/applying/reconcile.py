@@ -81,12 +81,14 @@ def _scroll(client, collection: str, ids: IdRange, page_size: int, with_payload,
             yield page
 
 
-def pages(client, source: str, target: str, baseline, carried: list[str], page_size: int, ranges: list[IdRange]) -> Iterator[list[Pair]]:
-    """Every point of source and target once, as pages of Pairs (see the module's docstring)."""
+def pages(client, source: str, target: str, baseline, carried: list[str], page_size: int, ranges: list[IdRange],
+          target_vectors: list[str] | None = None) -> Iterator[list[Pair]]:
+    """Every point of source and target once, as pages of Pairs (see the module's docstring). `carried`: the source
+    vectors read with each source point; `target_vectors`: those read with each target point."""
     for ids in ranges:
         for page in _scroll(client, source, ids, page_size, True, carried or False):
             point_ids = [point.id for point in page]
-            theirs = {point.id: point for point in client.retrieve(target, point_ids, with_payload=True, with_vectors=False)}
+            theirs = {point.id: point for point in client.retrieve(target, point_ids, with_payload=True, with_vectors=target_vectors or False)}
             recorded = baseline.lookup(point_ids) if baseline is not None else {}
             yield [Pair(point, theirs.get(point.id), recorded.get(point.id)) for point in page]
         for page in _scroll(client, target, ids, page_size, True, False):
@@ -165,6 +167,9 @@ class Parity:
     application_inserted: int = 0
     application_changed: int = 0
     application_deleted: int = 0
+    vectors_compared: int = 0  # carried vectors checked against their source
+    vectors_mismatched: list = field(default_factory=list)
+    vector_mismatches: int = 0
 
     def describe_application(self) -> str:
         found = [f"{count} {what}" for what, count in (("inserted", self.application_inserted), ("changed", self.application_changed),
@@ -177,9 +182,10 @@ class Parity:
             self.mismatched.append(point_id)
 
 
-def parity(pairs: Iterator[list[Pair]], known: bool, sampled: Callable[[object], bool] = lambda point_id: True) -> Parity:
+def parity(pairs: Iterator[list[Pair]], known: bool, sampled: Callable[[object], bool] = lambda point_id: True,
+           carried_match: Callable[[Pair], bool] | None = None) -> Parity:
     """Payload parity of every pair (those `sampled` says), telling the application's writes apart where the
-    baseline is known."""
+    baseline is known; with `carried_match`, whether each compared point's carried vectors are its source's."""
     result = Parity()
     for page in pairs:
         for pair in page:
@@ -206,4 +212,10 @@ def parity(pairs: Iterator[list[Pair]], known: bool, sampled: Callable[[object],
                 result.compared += 1
                 if theirs != short(payload_hash(pair.source.payload)):
                     result.differs(pair.source.id)
+                if carried_match is not None:
+                    result.vectors_compared += 1
+                    if not carried_match(pair):
+                        result.vector_mismatches += 1
+                        if len(result.vectors_mismatched) < 5:
+                            result.vectors_mismatched.append(pair.source.id)
     return result

@@ -84,13 +84,15 @@ class FileBaseline:
         """The same baseline for a worker with its own client (files need none)."""
         return FileBaseline(self.path)
 
-    def record(self, entries: Iterable[tuple[object, Written]]) -> None:
+    def record(self, entries: Iterable[tuple[object, Written]], first_only: bool = False) -> None:
+        """Keep these entries durably. `first_only`: an id recorded before keeps its entry (a copy records what it is
+        about to write; a resumed copy sending the page again must not replace what the first write was)."""
         rows = [(point_id, bytes.fromhex(short(w.source)), bytes.fromhex(short(w.payload))) for point_id, w in entries]
         if not rows:
             return
         db = self._connect()
         with _transaction(db):
-            db.executemany("INSERT OR REPLACE INTO written VALUES (?, ?, ?)", rows)
+            db.executemany(f"INSERT OR {'IGNORE' if first_only else 'REPLACE'} INTO written VALUES (?, ?, ?)", rows)
 
     def lookup(self, ids: list) -> dict:
         if not ids or not self.path.exists():
@@ -155,7 +157,7 @@ class QdrantBaseline:
     def exists(self) -> bool:
         return self.count() > 0
 
-    def record(self, entries: Iterable[tuple[object, Written]]) -> None:
+    def record(self, entries: Iterable[tuple[object, Written]], first_only: bool = False) -> None:
         from qdrant_client import models
 
         points = [models.PointStruct(id=self._id(point_id), vector={}, payload={
@@ -163,7 +165,8 @@ class QdrantBaseline:
             "payload": short(w.payload)}) for point_id, w in entries]
         if points:
             ensure_state_collection(self.client)
-            self.client.upsert(STATE_COLLECTION, points=points, wait=True)
+            mode = {"update_mode": models.UpdateMode.INSERT_ONLY} if first_only else {}
+            self.client.upsert(STATE_COLLECTION, points=points, wait=True, **mode)
 
     def lookup(self, ids: list) -> dict:
         if not ids or not self.client.collection_exists(STATE_COLLECTION):

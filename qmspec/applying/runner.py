@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from ..errors import redact
 from ..logs import logger
 from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, Verify
 from ..project import Target
@@ -28,9 +29,8 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
     """Run every step not yet done, and return the apply's status: succeeded, or staged when `stop_before_swap`
     stopped it verified, before its alias swap. The caller holds the lock and has checked the plan is fresh or
     resumed; `title` names a step in the log (the workflow passes the plan renderer's titles)."""
-    for step in plan.steps:
-        if isinstance(step, LoadFiles):
-            check_source_files(step.files, step.id_field)
+    if any(record.status != "pending" for record in journal.active.steps):  # resumed: the files may have changed since
+        check_files(plan)
     records, known = open_records(journal)
     if embedded:
         client = SerializedClient(client)
@@ -65,7 +65,7 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
                 journal.finish("interrupted")
                 raise
             except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
-                state.status, state.error = "failed", str(error).splitlines()[0][:500]
+                state.status, state.error = "failed", redact(str(error).splitlines()[0][:500] if str(error) else type(error).__name__)
                 journal.finish("failed")
                 raise ApplyError(_failure_message(title(step), index, error)) from None
             fault_point("effect")
@@ -77,6 +77,13 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
         return "succeeded"
     finally:
         records.baseline.close()
+
+
+def check_files(plan: Plan) -> None:
+    """Read every source record once before anything is written: a bad line or a duplicate id fails at the start."""
+    for step in plan.steps:
+        if isinstance(step, LoadFiles):
+            check_source_files(step.files, step.id_field)
 
 
 def open_records(journal: Journal) -> tuple[Records, bool]:
@@ -102,6 +109,6 @@ def open_records(journal: Journal) -> tuple[Records, bool]:
 
 
 def _failure_message(title: str, index: int, error: Exception) -> str:
-    return (f"step {index + 1} ({title}) failed: {str(error).splitlines()[0][:500]}\n"
+    return (f"step {index + 1} ({title}) failed: {redact(str(error).splitlines()[0][:500] if str(error) else type(error).__name__)}\n"
             "steps before it are done and recorded; fix the cause and run the same `qmspec apply` again to resume, "
             "or `qmspec rollback SPEC` to go back")

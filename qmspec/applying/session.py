@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import QmspecError
+from ..errors import QmspecError, redact
 from ..logs import logger
 from ..planning.record import AliasRecord, STATE_COLLECTION, slug
 from ..project import Target
@@ -74,8 +74,8 @@ class Session:
             return None
         folder = Path(self.state.folder).parent / "reports" / slug(self.target.key)
         stem = folder / f"{slug(journal.alias)}-{journal.active.plan_hash}"
-        write_atomically(Path(f"{stem}.json"), verification["json"])
-        write_atomically(Path(f"{stem}.md"), verification["markdown"])
+        write_atomically(Path(f"{stem}.json"), redact(verification["json"]))
+        write_atomically(Path(f"{stem}.md"), redact(verification["markdown"]))
         return f"{stem}.json", f"{stem}.md"
 
 

@@ -31,7 +31,7 @@ from .progress import Progress
 from .reconcile import CatchUpCounts, WrittenPage, catch_up, written
 from .records import Records
 from .transfer import OnShardKey, pipelined, scroll_pages, update_vectors, upload
-from .verify import VerificationFailed, verify
+from .verify import CarriedVectors, VerificationFailed, verify
 
 DEFAULT_SCROLL_PAGE = 1000
 
@@ -223,13 +223,17 @@ def _recorded(to_points: Callable[[list], list], carried: list[str]) -> Callable
 
 
 def _recording(run: Run, write: Callable[[list], None]) -> Callable[[WrittenPage], None]:
-    """Write a page, then record it in the baseline: a crash between the two re-sends the page on resume (the
-    checkpoint follows the record), which insert-only writes make harmless."""
-    def write_and_record(rows: WrittenPage) -> None:
+    """Record a page in the baseline, then write it (insert-only). The record comes first and a point's first record
+    stays: after a crash anywhere in between, the resumed copy sends the page again (the checkpoint follows the
+    write), insert-only leaves what landed the first time, and the baseline still says what that was, so a source
+    edit made meanwhile is carried over by the catch-up instead of being taken for the application's."""
+    def record_and_write(rows: WrittenPage) -> None:
+        run.records.baseline.record(rows.entries, first_only=True)
+        fault_point("recorded")
         write(rows)
-        run.records.baseline.record(rows.entries)
+        fault_point("written")
 
-    return write_and_record
+    return record_and_write
 
 
 def _embedding_on_the_way(embed: dict) -> Callable[[list], list]:
@@ -304,6 +308,14 @@ def reconcile(step: CatchUp, run: Run) -> dict:
     return counts.as_dict()
 
 
+def _carried_check(run: Run) -> CarriedVectors | None:
+    """What verify checks of the vectors the plan's copy carried, with the maps it learned."""
+    copy = next((step for step in run.plan.steps if isinstance(step, CatchUp)), None)
+    if copy is None or not copy.carry:
+        return None
+    return CarriedVectors(copy.carry, qdrant_ops.distances(run.client, copy.target), _learned_maps(run, copy.carry))
+
+
 def copy_ranges(run: Run) -> list[IdRange]:
     """The id ranges the copy journaled as partitions (comparisons run range by range), else the whole collection."""
     for index, step in enumerate(run.plan.steps):
@@ -354,7 +366,8 @@ def verify_target(step: Verify, run: Run) -> dict:
         _catch_up_again(run, "before verifying again")
     local = {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}
     accepted = (run.journal.active.accepted or {}).get("reason")
-    report = verify(run.client, step, local, run.records.baseline, run.baseline_known, copy_ranges(run), accepted=accepted)
+    report = verify(run.client, step, local, run.records.baseline, run.baseline_known, copy_ranges(run), accepted=accepted,
+                    carried=_carried_check(run))
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown(),
                                        "text": report.to_text()}
     log.info(f"      {report.summary()}")

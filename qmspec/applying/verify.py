@@ -110,21 +110,23 @@ class VerificationFailed(QmspecError):
 
 
 def verify(client, step, local: dict | None = None, baseline=None, known: bool = False, ranges: list[IdRange] | None = None,
-           page_size: int = 1000, accepted: str | None = None) -> Report:
+           page_size: int = 1000, accepted: str | None = None, carried: CarriedVectors | None = None) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
     the metadata records which model, never where its weights lie here. `baseline` records what qmspec wrote
     (`known`: this apply kept one), so points the application wrote to the target are told apart; `ranges` are the
     copy's partitions, compared one after the other. `accepted`: the reason a person gave for accepting failed
-    quality gates (journaled)."""
+    quality gates (journaled). `carried`: the vectors the copy carried, checked against their source point by point."""
     checks = []
+    carried = carried if carried and carried.carry and step.source else None
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
+    planned += ["carried vectors"] * bool(carried)
     planned += [f"agreement on {check.using}: {len(check.queries)} queries" for check in (step.search, step.sparse) if check]
     planned += ["settings"] * bool(step.settings)
     planned += ["quality on judged queries"] * bool(step.quality)
     log.info(f"      checking {', '.join(planned) or 'nothing'}")
     compared = None
-    if step.payload_mode != "off" or (step.source and known):  # one streamed pass serves the count and the payloads
-        compared = compare_payloads(client, step, baseline, known and bool(step.source), ranges or [IdRange(None, None)], page_size)
+    if step.payload_mode != "off" or carried or (step.source and known):  # one streamed pass serves count, payloads, vectors
+        compared = compare_payloads(client, step, baseline, known and bool(step.source), ranges or [IdRange(None, None)], page_size, carried)
     if step.settings:
         checks.append(check_settings(client, step))
     if step.count:
@@ -133,6 +135,8 @@ def verify(client, step, local: dict | None = None, baseline=None, known: bool =
         checks.append(check_vector_complete(client, step.target, name))
     if step.payload_mode != "off":
         checks.append(check_payloads(step, compared))
+    if carried:
+        checks.append(check_carried(carried, compared))
     if step.search:
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
@@ -145,7 +149,7 @@ def verify(client, step, local: dict | None = None, baseline=None, known: bool =
 def check_quality(client, step, local: dict, accepted: str | None) -> Check:
     """The judged queries on the new collection (the spec's query) and on what the alias serves now (the query the
     application runs there), side by side, gated by `min` and `max_drop`."""
-    from ..judgments import load_judgments
+    from ..planning.judgments import load_judgments
     from .quality import Retriever, evaluate, gates, rank
 
     quality = step.quality
@@ -218,15 +222,85 @@ def check_payloads(step, compared: Parity | None) -> Check:
     return Check("payloads", not compared.mismatches, detail, {"compared": compared.compared, "mismatched": compared.mismatches})
 
 
-def compare_payloads(client, step, baseline, known: bool, ranges: list[IdRange], page_size: int) -> Parity | None:
+def compare_payloads(client, step, baseline, known: bool, ranges: list[IdRange], page_size: int,
+                     carried: CarriedVectors | None = None) -> Parity | None:
     """Stream the source (a collection, or the source files) against the target a page at a time; None where the
     points are adopted as they are (no source to compare with)."""
     sampled = _sampler(step)
     if step.source:
-        return parity(pages(client, step.source, step.target, baseline, [], page_size, ranges), known, sampled)
+        reading = (carried.source_names, list(carried.carry)) if carried else ([], None)
+        return parity(pages(client, step.source, step.target, baseline, reading[0], page_size, ranges, reading[1]), known, sampled,
+                      carried.matches if carried else None)
     if step.source_files:
         return parity(_file_pages(client, step, page_size), False, sampled)
     return None
+
+
+@dataclass(frozen=True)
+class CarriedVectors:
+    """The vectors a copy carried (renamed, truncated, or mapped), and how: what each target vector must equal."""
+
+    carry: dict  # target vector -> Carry
+    distances: dict  # target vector -> its distance
+    maps: dict  # target vector -> learned matrix
+
+    @property
+    def source_names(self) -> list[str]:
+        return sorted({how.source_vector for how in self.carry.values()})
+
+    def matches(self, pair: Pair) -> bool:
+        """Whether the target's carried vectors are its source's, as the copy makes them (Qdrant normalizes cosine
+        vectors and stores float32, so within float32 rounding)."""
+        from ..embed.vectors import carried_vectors
+
+        expected = carried_vectors(pair.source.vector, self.carry, self.distances, self.maps)
+        actual = pair.target.vector or {}
+        return all(_same_vector(expected.get(name), actual.get(name), self.distances.get(name)) for name in self.carry)
+
+
+def _same_vector(expected, actual, distance: str | None) -> bool:
+    import numpy as np
+
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    if isinstance(expected, models.SparseVector) or isinstance(actual, models.SparseVector):
+        return (list(expected.indices) == list(actual.indices)
+                and np.allclose(expected.values, actual.values, rtol=1e-5, atol=1e-6))
+    wanted, stored = np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    if wanted.shape != stored.shape:
+        return False
+    if distance == "Cosine":  # compare directions: the store keeps unit vectors
+        unit = lambda rows: rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+        wanted, stored = unit(wanted), unit(stored)
+    return bool(np.allclose(wanted, stored, rtol=1e-4, atol=1e-5))
+
+
+def check_carried(carried: CarriedVectors, compared: Parity) -> Check:
+    what = ", ".join(f"{name} <- {how.source_vector}" for name, how in carried.carry.items())
+    differ = ", ".join(map(str, compared.vectors_mismatched))
+    detail = (f"{compared.vectors_compared - compared.vector_mismatches:,} of {compared.vectors_compared:,} points carry {what} as "
+              "their source holds it" + (f" (differ: {differ}...)" if compared.vector_mismatches else ""))
+    return Check("carried vectors", not compared.vector_mismatches, detail,
+                 {"compared": compared.vectors_compared, "mismatched": compared.vector_mismatches})
+
+
+def application_writes(client, journal) -> str:
+    """What the application wrote to the collection an unfinished apply built, said for a person deciding to delete
+    it: from the apply's baseline, streamed like verify's comparison."""
+    from ..planning.plan import CatchUp
+
+    catch_up = next((step for step in journal.active.plan.steps if isinstance(step, CatchUp)), None)
+    if catch_up is None or not client.collection_exists(catch_up.target):
+        return ""
+    records = journal.records()
+    try:
+        found = parity(pages(client, catch_up.source, catch_up.target, records.baseline, [], 1000, [IdRange(None, None)]), True)
+    finally:
+        records.baseline.close()
+    total = client.count(catch_up.target, exact=True).count
+    wrote = found.application_inserted + found.application_changed
+    return (f", {total:,} points, {wrote:,} of them written by the application there ({found.application_inserted:,} inserted, "
+            f"{found.application_changed:,} changed)" if wrote else f", {total:,} points, none written by the application there")
 
 
 def _file_pages(client, step, page_size: int):

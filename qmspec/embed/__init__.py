@@ -14,6 +14,7 @@ import threading
 from typing import Protocol
 
 from ..errors import QmspecError
+from ..trust import require_plugin
 
 
 class EmbedderError(QmspecError):
@@ -60,6 +61,8 @@ def _construct(model: dict) -> Embedder:
     if ":" not in target:
         raise EmbedderError(f"unknown embedding backend {backend!r} for model {model.get('name')!r}; "
                             f"use one of {', '.join(BUILT_IN)} or `package.module:ClassName`")
+    if backend not in BUILT_IN:
+        require_plugin(target)
     module_name, _, class_name = target.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), class_name)

@@ -19,6 +19,8 @@ import tenacity
 
 from ..errors import remember_secret
 from ..logs import logger
+from ..planning import envvars
+from ..trust import require_key_destination
 from . import EmbedderError
 from .dense import finish, prompt_text
 
@@ -42,7 +44,7 @@ class OpenAICompatibleEmbedder:
 
         options = model.get("options") or {}
         self.name = model["name"]
-        self.base_url = str(options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = expanded(str(options.get("base_url") or DEFAULT_BASE_URL), self.name).rstrip("/")
         headers = {}
         if options.get("api_key_env"):
             key = os.environ.get(options["api_key_env"])
@@ -50,6 +52,7 @@ class OpenAICompatibleEmbedder:
                 raise EmbedderError(f"model {self.name!r}: the environment variable {options['api_key_env']} (api_key_env) is not "
                                     "set; export it with the API key")
             remember_secret(options["api_key_env"], key, always=True)
+            require_key_destination(options["api_key_env"], self.base_url, f"the embeddings API of model {self.name!r}")
             headers["Authorization"] = f"Bearer {key}"
         self.dimensions = options.get("dimensions")
         self.encoding = options.get("encoding_format", "float")  # base64: float32 bytes, much cheaper to parse
@@ -59,6 +62,8 @@ class OpenAICompatibleEmbedder:
         self.max_batch_tokens = int(options.get("max_batch_tokens", 8000))
         self.concurrency = int(options.get("concurrency", 4))
         self.max_retries = int(options.get("max_retries", 6))
+        first_wait = float(options.get("retry_wait_s", 1))  # the first backoff; it doubles each retry, with jitter
+        self.backoff = backoff(tenacity.wait_exponential_jitter(multiplier=first_wait, max=60, jitter=first_wait))
         self.timeout = float(options.get("timeout_s", 60))
         self.limiter = RateLimiter(options.get("requests_per_minute"), options.get("tokens_per_minute"))
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout)
@@ -91,7 +96,7 @@ class OpenAICompatibleEmbedder:
             body["encoding_format"] = "base64"
         tokens = sum(estimate_tokens(text) for text in texts)
         started = time.monotonic()
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=_backoff,
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=self.backoff,
                                      stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True,
                                      before_sleep=lambda state: log.info(
                                          f"      retrying {len(texts)} texts at {self.base_url} in {state.next_action.sleep:.1f}s: "
@@ -140,6 +145,14 @@ class OpenAICompatibleEmbedder:
         return vectors
 
 
+def expanded(url: str, model: str) -> str:
+    """A base_url as the spec wrote it, `${VAR}` references expanded now: plans and metadata keep the references."""
+    def missing(name: str) -> None:
+        raise EmbedderError(f"model {model!r}: base_url names the environment variable {name}, which is not set; export it")
+
+    return envvars.expand(url, os.environ, missing)
+
+
 def _decoded(embedding):
     """An embedding as JSON floats, or as base64 of little-endian float32 (encoding_format: base64)."""
     if isinstance(embedding, str):
@@ -181,15 +194,15 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-_exponential = tenacity.wait_exponential_jitter(multiplier=1, max=60, jitter=1)
-
-
-def _backoff(state: tenacity.RetryCallState) -> float:
+def backoff(exponential):
     """The server's Retry-After where it gave one, else exponential backoff with jitter."""
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, TransientError) and error.retry_after is not None:
-        return min(error.retry_after, 300.0)
-    return _exponential(state)
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            return min(error.retry_after, 300.0)
+        return exponential(state)
+
+    return wait
 
 
 def _server_message(response) -> str:

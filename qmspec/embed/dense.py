@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..trust import require_remote_code
 from . import EmbedderError
 from .models import TOKENIZER_OF, hub_snapshot, local_path, packaged, resolve, resolved_commit, unavailable
 
@@ -51,6 +52,8 @@ class SentenceTransformerEmbedder:
         self.batch = int(model.get("batch_size") or (model.get("options") or {}).get("batch_size", BATCH))
         self.commit = None
         load = {"device": model.get("device"), "trust_remote_code": bool(model.get("trust_remote_code"))}
+        if load["trust_remote_code"]:
+            require_remote_code(self.name)
         if model.get("path"):
             self.model = self._load(SentenceTransformer, local_path(self.name, model["path"]), load)
         else:
@@ -84,9 +87,22 @@ class SentenceTransformerEmbedder:
         return self._encode(self.model.encode_query, texts, self.prompts["query"])
 
     def _encode(self, method, texts: list[str], prompt: str | None) -> np.ndarray:
-        vectors = method(texts, prompt=prompt, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
+        window = within_window(texts, self.model.max_seq_length)
+        vectors = method(window, prompt=prompt, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
                          show_progress_bar=False)
         return finish(vectors, self.truncate_dim, self.normalize)
+
+
+CHARS_PER_TOKEN_AT_MOST = 16  # a word piece of these vocabularies is rarely longer
+
+
+def within_window(texts: list[str], max_tokens: int | None) -> list[str]:
+    """Texts cut to what the model can see before they are tokenized: the tokenizer would read all of a 50 MB text
+    (gigabytes) only to keep its first `max_tokens`. Cut at 16 characters a token, nothing the model sees is lost."""
+    if not max_tokens:
+        return texts
+    limit = int(max_tokens) * CHARS_PER_TOKEN_AT_MOST
+    return [text if len(text) <= limit else text[:limit] for text in texts]
 
 
 class OnnxEmbedder:
@@ -172,6 +188,7 @@ class OnnxEmbedder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Length-sorted batches, like sentence-transformers: similar lengths pad little."""
+        texts = within_window(texts, self.max_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         chunks = [order[start:start + self.batch] for start in range(0, len(order), self.batch)]
         results = [self._forward([texts[i] for i in chunk]) for chunk in chunks]

@@ -47,6 +47,9 @@ def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None) -
     preflight gave then, and it runs only if that yields exactly its steps (Terraform's saved plans). Findings and
     guards come from that planning, never from the file."""
     spec = parse_spec(saved.spec_text, saved.spec_file, os.environ if environ is None else environ, saved.env)
+    disagreement = header_disagreement(saved, spec)
+    if disagreement:
+        return Decision("tampered", saved, f"the saved plan is not what its spec plans to: {disagreement}; plan again and review the new file")
     live = _read_for(spec, read_live)
     replanned = plan_migration(spec, live, spec_file=saved.spec_file,
                                models={name: ModelFacts(**facts) for name, facts in saved.models.items()})
@@ -58,6 +61,21 @@ def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None) -
         return Decision("tampered", saved, f"the saved plan is not what its spec plans to on this live state: {difference}; "
                                            "plan again and review the new file")
     return _fresh(replanned)
+
+
+def header_disagreement(saved: Plan, spec: Spec) -> str | None:
+    """What a saved plan says of itself (its alias, collection and spec hash: what decide the lock, the journal and the
+    swap) against the spec it carries, or None where they agree."""
+    for name, ours, theirs in (("alias", saved.alias, spec.alias), ("collection", saved.collection, spec.collection),
+                               ("spec hash", saved.spec_hash, spec.spec_hash)):
+        if ours != theirs:
+            return f"its {name} is {ours!r}, the spec it carries says {theirs!r}"
+    return None
+
+
+def saved_header_problem(saved: Plan, environ: dict | None = None) -> str | None:
+    """header_disagreement of a saved plan with its own spec, before anything is opened under its alias."""
+    return header_disagreement(saved, parse_spec(saved.spec_text, saved.spec_file, os.environ if environ is None else environ, saved.env))
 
 
 def first_difference(saved: tuple, planned: tuple) -> str | None:

@@ -7,6 +7,12 @@ from typing import Callable, Mapping
 from ..errors import remember_secret
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+WHOLE_VARIABLE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+def is_one_variable(text: str | None) -> bool:
+    """Whether a value as written is exactly one `${VAR}`: all of it then comes from the environment."""
+    return bool(text) and bool(WHOLE_VARIABLE.match(text.strip()))
 
 
 def expand(value: str, environ: Mapping[str, str], missing: Callable[[str], None]) -> str:

@@ -22,7 +22,8 @@ from ..errors import PlanFileError
 
 PLAN_FORMAT = 2  # 2: the spec it was planned from, the preflight's facts and a content hash travel with it
 READABLE_FORMATS = (1, 2)  # journals of applies begun by an older qmspec still resume
-EMPTY_MEANS_NONE = {"json_when_none": {}}  # field metadata: an absent check is written `{}`, as 0.1.0 wrote it
+EMPTY_MEANS_NONE = {"json_when_none": {}}
+MAX_PLAN_CHARS = 64 << 20  # a plan is a few kilobytes plus its spec  # field metadata: an absent check is written `{}`, as 0.1.0 wrote it
 
 
 # ---------------------------------------------------------------- values inside steps
@@ -487,10 +488,14 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
+        if len(text) > MAX_PLAN_CHARS:
+            raise PlanFileError(f"not a plan file: {len(text) >> 20} MiB of text, far more than any plan; re-run `qmspec plan --out`")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PlanFileError(f"not a plan file: invalid JSON at line {exc.lineno}; re-run `qmspec plan --out`") from None
+        except RecursionError:
+            raise PlanFileError("not a plan file: nested too deeply to be one; re-run `qmspec plan --out`") from None
         if not isinstance(data, dict):
             raise PlanFileError("not a plan file: expected a JSON object; re-run `qmspec plan --out`")
         if data.get("format") != PLAN_FORMAT:

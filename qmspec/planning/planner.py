@@ -117,6 +117,8 @@ def collection_settings(spec: Spec, situation: Situation) -> tuple[CollectionSet
 def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, notes: list[str]) -> list[Step]:
     migration = spec.migration
     settings, inherited = collection_settings(spec, situation)
+    if applies(SHARD_KEYS, live.embedded):
+        _require_custom_sharding(spec, settings)
     deferred, restored = _deferral(spec, settings)
     wanted = settings.stated()
     indexes = wanted.pop(PAYLOAD_INDEXES, {})
@@ -358,6 +360,13 @@ def _custom_keys(settings: CollectionSettings) -> tuple:
     return tuple(settings.shard_keys) if settings.sharding_method == "custom" else ()
 
 
+def _require_custom_sharding(spec: Spec, settings: CollectionSettings) -> None:
+    if spec.settings.shard_keys and settings.sharding_method != "custom":
+        raise PlanningError(f"shard_keys in {spec.file} need custom sharding, and {spec.collection} would use "
+                            f"{settings.sharding_method or 'auto'} sharding; set `sharding_method: custom` (for a new collection) or "
+                            "remove `shard_keys`")
+
+
 def _keys_to_copy(spec: Spec, source: LiveCollection, settings: CollectionSettings) -> tuple:
     """The shard keys a copy goes through one by one: those of a custom-sharded source, when the new collection is
     custom-sharded too (into an auto-sharded one, Qdrant places points by id)."""
@@ -427,6 +436,8 @@ def _agreement(check: SearchCheck | None) -> AgreementCheck | None:
 
 def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...], notes: list[str]) -> list[Step]:
     target = situation.target
+    if any(isinstance(change, ShardKeysMissing) for change in changes):
+        _require_custom_sharding(spec, target.settings)
     steps: list[Step] = []
     update, previous = _in_place_update(spec, target, changes, situation.models)
     if update:

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from ..errors import Problem, SpecError
+from ..errors import Problem, QmspecError, SpecError, has_credentials
 from . import envvars
+from .judgments import load_judgments
 from .settings import CollectionSettings, index_schema
 from .yamlpos import YamlDocument, YamlSyntaxError, line_of, load_yaml
 
@@ -171,6 +172,7 @@ class VerifySpec:
 class ConnectionSpec:
     path: str | None = None
     url: str | None = None
+    url_as_written: str | None = None  # before ${VAR} expansion: where its host came from (trust.py)
     api_key_env: str | None = None
     cloud_inference: bool = False
     prefer_grpc: bool = False
@@ -331,6 +333,9 @@ def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, 
         return f"{value!r} is not {article} {error.validator_value}", f"give {article} {error.validator_value} value", path
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         return f"{value!r} is out of range ({kind} {error.validator_value})", "use a value within the range", path
+    if kind == "pattern" and path and path[-1] == "payload_indexes":
+        return (f"{value!r} is not a payload field path", "join keys with single dots, e.g. `meta.n`; `[]` after a key for "
+                "an array, e.g. `tags[]`", path + (value,))
     if kind == "pattern" and path and path[-1] == "api_key_env":  # never echo it: it may be a pasted key
         return ("is not the name of an environment variable", "name the variable that holds the key (e.g. QDRANT_API_KEY) "
                 "and keep the key itself in the environment", path)
@@ -399,8 +404,8 @@ def _model(data: dict | None, default_backend: str, path: tuple, context: _Conte
     if not data:
         return None
     options = {key: value for key, value in sorted(data.items()) if key not in MODEL_KEYS} | data.get("options", {})
-    if "base_url" in options:
-        options["base_url"] = context.expand(options["base_url"], path + ("base_url",))
+    if "base_url" in options:  # checked here, expanded by the embedder: a key in it must never reach a plan or metadata
+        context.expand(options["base_url"], path + ("base_url",))
     return ModelSpec(
         name=data["name"],
         backend=data.get("backend", default_backend),
@@ -474,6 +479,11 @@ def _quality(data: dict | None, context: _Context) -> QualityCheck | None:
     judgments = data["judgments"]
     files = [judgments] if isinstance(judgments, str) else [judgments["queries"], judgments["qrels"]]
     resolved = tuple(context.resolve_file(file, path) for file in files)
+    if all(Path(file).is_file() for file in resolved):
+        try:  # read and checked now, not after a copy of millions of points
+            load_judgments(resolved)
+        except QmspecError as error:
+            context.problem(path, str(error), "fix the judgments file at that line (`qmspec judge` writes a template)")
     digest = hashlib.sha256(b"".join(Path(file).read_bytes() for file in resolved if Path(file).is_file())).hexdigest()[:16]
     return QualityCheck(resolved, digest, tuple(data.get("metrics", ("ndcg@10",))), data.get("min", {}), data.get("max_drop", {}))
 
@@ -509,6 +519,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         connection=ConnectionSpec(
             path=context.expand(connection["path"], ("connection", "path")) if "path" in connection else None,
             url=context.expand(connection["url"], ("connection", "url")) if "url" in connection else None,
+            url_as_written=connection.get("url"),
             api_key_env=connection.get("api_key_env"),
             cloud_inference=connection.get("cloud_inference", False),
             prefer_grpc=connection.get("prefer_grpc", False),
@@ -583,6 +594,13 @@ def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
 
     if spec.connection.url and url_problem(spec.connection.url):
         add(("connection", "url"), url_problem(spec.connection.url), "write it as http(s)://host:port, e.g. http://localhost:6333")
+    for vector in (*spec.vectors, *spec.sparse_vectors):
+        written = (vector.model.options.get("base_url") if vector.model else None) or ""
+        if has_credentials(envvars.REFERENCE.sub("", written).replace(":@", "@")):
+            group = "vectors" if isinstance(vector, DenseVectorSpec) else "sparse_vectors"
+            add((group, vector.name, "model", "base_url"), "holds credentials written out (user:password@ or a key parameter): "
+                "plans, journals and collection metadata would record them",
+                "write the secret as a reference to an environment variable, e.g. `?key=${EMBEDDING_KEY}`, or use api_key_env")
 
     if spec.alias == spec.collection:
         add(("alias",), "the alias and the collection have the same name; Qdrant keeps one namespace for both",
@@ -597,6 +615,9 @@ def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
     for vector in (*spec.vectors, *spec.sparse_vectors):
         group = "vectors" if isinstance(vector, DenseVectorSpec) else "sparse_vectors"
         _check_vector(vector, (group, vector.name), spec, add)
+    if spec.settings.shard_keys and spec.settings.sharding_method == "auto":
+        add(("shard_keys",), "shard keys need custom sharding; this spec sets `sharding_method: auto`",
+            "set `sharding_method: custom`, or remove `shard_keys`")
     if spec.source.files and spec.source.collection:
         add(("source",), "both `files` and `collection` given", "keep one: points come from either files or a collection")
     if spec.source.collection == spec.collection:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..applying.quality import Ranking, Retriever, evaluate, rank
 from ..applying.search import recorded_models
 from ..errors import QmspecError
-from ..judgments import Judgments
+from ..planning.judgments import Judgments
 from ..live import read_collection
 from ..planning.planner import current_query
 

@@ -7,14 +7,24 @@ import uuid
 import pytest
 from qdrant_client import models
 
+from qmspec.trust import host_of
+
 from .servers import IMAGE, Server, unavailable
+
+
+def trusted(server: Server) -> Server:
+    """The specs of this suite name the server in `connection.url`: bind its key variables to that host, as the CI
+    workflow that runs the suite would (qmspec/trust.py)."""
+    host = host_of(server.url)
+    os.environ["QMSPEC_KEY_HOSTS"] = f"QMSPEC_TEST_API_KEY={host} QDRANT_API_KEY={host}"
+    return server
 
 
 @pytest.fixture(scope="session")
 def qdrant_server():
     url = os.environ.get("QMSPEC_TEST_URL")
     if url:
-        yield Server(url, os.environ.get("QMSPEC_TEST_API_KEY") or None, int(os.environ.get("QMSPEC_TEST_GRPC_PORT", "6334")))
+        yield trusted(Server(url, os.environ.get("QMSPEC_TEST_API_KEY") or None, int(os.environ.get("QMSPEC_TEST_GRPC_PORT", "6334"))))
         return
     reason = unavailable()
     if reason:
@@ -25,7 +35,7 @@ def qdrant_server():
     with DockerContainer(IMAGE).with_exposed_ports(6333, 6334) as container:
         wait_for_logs(container, "Qdrant gRPC listening", timeout=120)
         host = container.get_container_host_ip()
-        yield Server(f"http://{host}:{container.get_exposed_port(6333)}", None, int(container.get_exposed_port(6334)))
+        yield trusted(Server(f"http://{host}:{container.get_exposed_port(6333)}", None, int(container.get_exposed_port(6334))))
 
 
 @pytest.fixture()

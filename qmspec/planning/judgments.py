@@ -10,7 +10,7 @@ import csv
 import json
 from dataclasses import dataclass
 
-from .errors import QmspecError
+from ..errors import QmspecError
 
 TEMPLATE = '{"query": "how do I reset my password", "relevant": [12, 40]}'
 
@@ -52,7 +52,7 @@ def _json_lines(path: str) -> Judgments:
             record = json.loads(line)
             text, judged = record["query"], record["relevant"]
             grades = {point_id(pid): int(grade) for pid, grade in judged.items()} if isinstance(judged, dict) else {point_id(pid): 1 for pid in judged}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError):
             raise QmspecError(f"{path}:{number}: expected {TEMPLATE} (or graded: \"relevant\": {{\"12\": 2}})") from None
         if not isinstance(text, str) or not text.strip():
             raise QmspecError(f"{path}:{number}: \"query\" must be the query text")
@@ -70,7 +70,7 @@ def _beir(queries_path: str, qrels_path: str) -> Judgments:
         try:
             record = json.loads(line)
             texts[str(record["_id"])] = record["text"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
             raise QmspecError(f"{queries_path}:{number}: expected a BEIR query {{\"_id\": \"q1\", \"text\": \"...\"}}") from None
     relevant: dict = {}
     try:
@@ -78,6 +78,8 @@ def _beir(queries_path: str, qrels_path: str) -> Judgments:
             rows = list(csv.reader(handle, delimiter="\t"))
     except OSError as exc:
         raise QmspecError(f"cannot read {qrels_path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise QmspecError(f"{qrels_path}: not a tab-separated UTF-8 text file ({exc}); BEIR qrels read query-id<TAB>corpus-id<TAB>score") from None
     for number, row in enumerate(rows, 1):
         if number == 1 and row and not row[-1].lstrip("-").isdigit():
             continue  # the header: query-id corpus-id score
@@ -101,3 +103,5 @@ def _lines(path: str):
                     yield number, line
     except OSError as exc:
         raise QmspecError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise QmspecError(f"{path}: not UTF-8 text; save it as UTF-8") from None
