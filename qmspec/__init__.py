@@ -11,8 +11,8 @@ The public Python API (stable within a major version; see the README's "From Pyt
 __version__ = "0.1.0"
 
 API = ("plan", "review", "show", "apply", "rollback", "cleanup", "unlock", "status", "validate", "drift", "inspect", "compare",
-       "judge", "ApplyResult", "RollbackResult", "CleanupResult", "UnlockResult", "Validation", "Review", "Preview", "Drift",
-       "ApplyBlocked", "PlanTampered", "NotConfirmed")
+       "judge", "import_collection", "ApplyResult", "RollbackResult", "CleanupResult", "UnlockResult", "ImportResult", "Validation",
+       "Review", "Preview", "Drift", "ApplyBlocked", "PlanTampered", "NotConfirmed")
 ERRORS = {"QmspecError": "errors", "SpecError": "errors", "QdrantAccessError": "errors", "PlanFileError": "errors",
           "LockHeld": "applying.journal", "ApplyError": "applying.steps", "RollbackRefused": "applying.rollback"}
 __all__ = ["__version__", *API, *ERRORS]

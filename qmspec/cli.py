@@ -262,6 +262,30 @@ def cleanup(spec_path, auto_approve, **options):
         echo(f"deleted collection {result.deleted} (served {result.alias} before the last apply, verified and swapped)")
 
 
+@cli.command("import")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="Mean cosine similarity between the stored vectors and the declared model's, below which import refuses.")
+@click.option("--sample", type=click.IntRange(1, 10_000), default=64, show_default=True, help="Random points whose texts are embedded.")
+@click.option("--candidates", multiple=True, metavar="MODEL", help="Also measure this model against the dense vectors (repeatable): "
+              "which of several made them. Reported, never recorded.")
+@click.option("--auto-approve", is_flag=True, help="Record without asking (CI).")
+@state_options
+@connection_options
+@logging_options
+def import_(spec_path, auto_approve, **options):
+    """Take a collection qmspec did not create under management: check each declared model against the stored
+    vectors (a sample of the stored texts embedded again), then record the models and the query as an apply would."""
+    result = workflow.import_collection(spec_path, confirm=confirmer(auto_approve), **options)
+    if result.candidates:
+        echo("candidates, best first:\n" + "\n".join(f"  {match.describe()}" for match in result.candidates))
+    if result.exit_code:
+        echo(result.message, err=True)
+    else:
+        echo(result.message)
+    sys.exit(result.exit_code)
+
+
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)

@@ -37,7 +37,7 @@ def read_live_state(client, embedded: bool, focus: list[str] | None = None, focu
     focus_set = set(names if focus is None else focus) | {aliases[a] for a in focus_aliases if a in aliases}
     collections = {name: read_collection(client, name, exact=name in focus_set, embedded=embedded) for name in names}
     return LiveState(
-        server_version=_server_version(client),
+        server_version=server_version(client),
         embedded=embedded,
         collections=collections,
         aliases=dict(sorted(aliases.items())),
@@ -45,7 +45,7 @@ def read_live_state(client, embedded: bool, focus: list[str] | None = None, focu
     )
 
 
-def _server_version(client) -> str | None:
+def server_version(client) -> str | None:
     try:
         return client.info().version
     except Exception:  # noqa: BLE001 - an old server without /info: capabilities fall back to "assume current"

@@ -22,6 +22,7 @@ from .trust import bound_by_runner
 PROJECT_FILE = "qmspec.yaml"
 DEFAULT_PATH = ".qmspec/qdrant"
 DEFAULT_API_KEY_ENV = "QDRANT_API_KEY"
+URL_VARIABLE = "QDRANT_URL"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Target:
     prefer_grpc: bool = False
     grpc_port: int = 6334
     key_hosts: tuple[str, ...] = ()  # hosts the runner bound the key to (trust.py): a URL from the command line or environment
+    chosen_by: str = "the default"  # which rule of the connection precedence picked it: said with every plan
 
     @property
     def embedded(self) -> bool:
@@ -71,6 +73,12 @@ class Target:
         if self.embedded:
             return f"embedded store {redact(self.path)}"
         return f"server {redact_url(self.url)}"
+
+    @property
+    def where(self) -> str:
+        """What it ran against, as plans and reports name it: the server's URL without credentials, or the embedded
+        store's absolute path."""
+        return redact_url(self.url) if not self.embedded else os.path.abspath(self.path)
 
 
 @dataclass(frozen=True)
@@ -104,26 +112,44 @@ def redact_url(url: str) -> str:
 
 
 def resolve_target(path: str | None = None, url: str | None = None, api_key_env: str | None = None, spec_connection=None,
-                   env: str | None = None) -> Target:
-    """--path/--url win, then --env (an environment of qmspec.yaml), then the spec's `connection:`, then the
-    embedded default."""
+                   env: str | None = None, environ=None) -> Target:
+    """Where Qdrant is, as a Terraform provider's configuration is found; the first that says wins:
+    1. the command line: --path, --url, or --env NAME (that environment of qmspec.yaml);
+    2. the spec's `connection:` (a path in it is relative to the spec's folder);
+    3. QDRANT_URL in the environment, with the key in QDRANT_API_KEY (or the variable --api-key-env names);
+    4. the embedded store .qmspec/qdrant in the working directory."""
+    environ = os.environ if environ is None else environ
     if sum(map(bool, (path, url, env))) > 1:
         raise QdrantAccessError("give one of --path (embedded store), --url (server) or --env (qmspec.yaml), not several")
     if env:
         target = environment_target(env)
-        return dataclasses.replace(target, api_key_env=api_key_env or target.api_key_env)
+        return dataclasses.replace(target, api_key_env=api_key_env or target.api_key_env, chosen_by=f"--env {env} ({PROJECT_FILE})")
     spec_connection = spec_connection or _NoConnection
-    given = bool(url)
-    if not path and not url:
-        path, url = spec_connection.path, spec_connection.url
+    if path:
+        return Target(path=path, chosen_by="--path")
     if url:
-        if url_problem(url):
-            raise QdrantAccessError(f"--url: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
-        return Target(url=url, api_key_env=api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV,
-                      cloud_inference=bool(spec_connection.cloud_inference), retry=retry_from_environment(),
-                      prefer_grpc=bool(spec_connection.prefer_grpc), grpc_port=spec_connection.grpc_port,
-                      key_hosts=bound_by_runner(url, spec_connection.url_as_written, given))
-    return Target(path=path or DEFAULT_PATH)
+        return _server(url, api_key_env or spec_connection.api_key_env, spec_connection, "--url", key_hosts=bound_by_runner(url, given=True))
+    if spec_connection.url:
+        return _server(spec_connection.url, api_key_env or spec_connection.api_key_env, spec_connection, "the spec's connection.url",
+                       key_hosts=bound_by_runner(spec_connection.url, spec_connection.url_as_written))
+    if spec_connection.path:
+        return Target(path=spec_connection.path, chosen_by="the spec's connection.path")
+    if environ.get(URL_VARIABLE):
+        key = api_key_env or spec_connection.api_key_env or DEFAULT_API_KEY_ENV
+        # the runner pairs QDRANT_URL with QDRANT_API_KEY (or the variable it names on the command line): bound there;
+        # a variable only the spec names is not
+        paired = key == (api_key_env or DEFAULT_API_KEY_ENV)
+        return _server(environ[URL_VARIABLE], key, spec_connection, URL_VARIABLE,
+                       key_hosts=bound_by_runner(environ[URL_VARIABLE], given=True) if paired else ())
+    return Target(path=DEFAULT_PATH)
+
+
+def _server(url: str, api_key_env: str | None, spec_connection, chosen_by: str, key_hosts: tuple) -> Target:
+    if url_problem(url):
+        raise QdrantAccessError(f"{chosen_by}: {url_problem(url)}; write it as http(s)://host:port, e.g. http://localhost:6333")
+    return Target(url=url, api_key_env=api_key_env or DEFAULT_API_KEY_ENV, cloud_inference=bool(spec_connection.cloud_inference),
+                  retry=retry_from_environment(), prefer_grpc=bool(spec_connection.prefer_grpc), grpc_port=spec_connection.grpc_port,
+                  key_hosts=key_hosts, chosen_by=chosen_by)
 
 
 def retry_from_environment(environ=None) -> RetryPolicy:

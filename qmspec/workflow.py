@@ -75,6 +75,7 @@ class ApplyResult:
     report: object = None  # the verification report (applying.verify.Report) where verify ran
     report_files: tuple[str, ...] = ()
     way_out: tuple[str, ...] = ()  # commands that resume, accept or undo a stopped apply
+    against: dict | None = None  # what it ran against (the server or the embedded store): see workflow.against
 
     @property
     def ok(self) -> bool:
@@ -141,6 +142,45 @@ def _observe(target: Target, **focus):
     return observe(target, **focus)
 
 
+def against(target: Target, live=None, existed: bool | None = None) -> dict:
+    """What a command ran against, as plans and reports open with it (render.against): the server's URL without
+    credentials and its version, or the embedded store's absolute path and whether it existed, and the rule of the
+    connection precedence that chose it (project.resolve_target)."""
+    facts = {"kind": "embedded" if target.embedded else "server", "where": target.where, "chosen_by": target.chosen_by}
+    if target.embedded:
+        facts["existed"] = os.path.isdir(target.path) if existed is None else existed
+    else:
+        facts["version"] = live.server_version if live is not None else None
+    return facts
+
+
+class _Version:
+    """The server version of an open client, as `against` reads it from live state."""
+
+    def __init__(self, client):
+        from .live import server_version
+
+        self.server_version = server_version(client)
+
+
+def _version_of(target: Target):
+    from .connect import open_client
+
+    if target.embedded:
+        return None
+    with open_client(target, read_only=True) as client:
+        return _Version(client)
+
+
+def _not_in_ci_against_nothing(target: Target) -> None:
+    """In CI, an embedded store that does not exist is a runner-local nothing: the job was meant to reach a server."""
+    if os.environ.get("CI") and target.embedded and not os.path.isdir(target.path):
+        raise QmspecError(f"running in CI (CI is set) against the embedded store {target.where}, which does not exist: this job "
+                          "would plan and apply against an empty store on the runner. Point it at your server: set QDRANT_URL "
+                          "(and QDRANT_API_KEY) in the workflow, or pass --url, --env or the spec's connection.url; for an "
+                          "embedded store in CI on purpose, create it first (or pass --path to an existing one)")
+
+
 def _for_spec(spec: Spec) -> dict:
     return {"focus": [name for name in (spec.collection, spec.source.collection) if name], "focus_aliases": [spec.alias],
             "files": spec.source.files}
@@ -177,7 +217,7 @@ def validate(*specs: str | os.PathLike, env: str | None = None) -> Validation:
         problems = []
         for name in [env] if env else [None, *spec_environments(path)]:
             try:
-                warnings += [warning for warning in load_spec(path, env=name).warnings if warning not in warnings]
+                warnings += [warning for warning in load_spec(path, env=name, deploying=False).warnings if warning not in warnings]
             except SpecError as error:
                 problems += [problem for problem in error.problems if problem not in problems]
         results.append((str(path), tuple(problems)))
@@ -202,11 +242,14 @@ def review(spec: str | os.PathLike, *, env=None, path=None, url=None, api_key_en
     where = _where(env, path, url, api_key_env, state, state_dir)
     with forwarded(log):
         loaded, target = _spec_and_target(spec, where)
-        _logger.info(f"reading live state from the {target.describe()}")
+        _not_in_ci_against_nothing(target)
+        existed = os.path.isdir(target.path) if target.embedded else None
+        _logger.info(f"reading live state from the {target.describe()} (chosen by {target.chosen_by})")
         live = _observe(target, **_for_spec(loaded))
-        result = plan_migration(loaded, live, spec_file=str(spec))
+        facts = against(target, live, existed)
+        result = plan_migration(loaded, live, spec_file=str(spec), against=facts)
         if not result.refused and preflight:
-            result = plan_migration(loaded, live, spec_file=str(spec), models=_check_models(result, loaded, target, None))
+            result = plan_migration(loaded, live, spec_file=str(spec), models=_check_models(result, loaded, target, None), against=facts)
         notes = _state_notes(target, where, loaded.alias, where.command("apply", spec))
     code = EXIT_REFUSED if result.refused else EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
     return Review(result, tuple(notes), code)
@@ -221,7 +264,9 @@ def show(plan_file: str | os.PathLike, *, env=None, path=None, url=None, api_key
     with forwarded(log):
         saved = read_plan(plan_file)
         target = where.connection.target()
-        checked = check_saved(saved, lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files))
+        existed = os.path.isdir(target.path) if target.embedded else None
+        live_of = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files)  # noqa: E731
+        checked = check_saved(saved, live_of, against=against(target, _version_of(target), existed))
         notes = _state_notes(target, where, saved.alias, where.command("apply", plan_file))
     code = {"stale": EXIT_STALE, "tampered": EXIT_ERROR}.get(checked.action, EXIT_OK)
     return Review(saved, tuple(notes), code, checked.message if code else "")
@@ -294,7 +339,7 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
     from .applying.session import session
     from .applying.verify import VerificationFailed
     from .planning.decide import decide
-    from .reports.render import title
+    from .reports.render import against as render_against, title
 
     from .planning.decide import saved_header_problem
 
@@ -302,25 +347,28 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
     if saved is not None and saved_header_problem(saved):  # its alias decides the lock and journal it runs under
         raise PlanTampered(f"{source} is not what its spec plans to: {saved_header_problem(saved)}; plan again and review the new file")
     target = where.connection.target(spec.connection if spec else None)
+    _not_in_ci_against_nothing(target)
+    existed = os.path.isdir(target.path) if target.embedded else None
     alias = spec.alias if spec else saved.alias
     with session(target, where.state, alias, "qmspec apply " + source, where.command("unlock", source)) as opened:
         client, journal = opened.client, opened.journal
         read_live = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files, client=client)  # noqa: E731
-        decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+        facts = against(target, _Version(client), existed)
+        decision = decide(journal.record, spec, saved, read_live, spec_file=source, against=facts)
         if decision.action == "blocked" and not journal.active.swapped and current_alias_target(client, alias) == journal.active.alias_before:
             _abandon(client, journal, approve, abandon_staged, where.command("apply", source))
-            decision = decide(journal.record, spec, saved, read_live, spec_file=source)
+            decision = decide(journal.record, spec, saved, read_live, spec_file=source, against=facts)
         if decision.action == "fresh" and preflight:
             models = _check_models(decision.plan, spec, target, client)
             if spec is not None:  # plan again with what the preflight learned (the commit a name resolved to)
-                decision = decide(journal.record, spec, saved, read_live, spec_file=source, models=models)
+                decision = decide(journal.record, spec, saved, read_live, spec_file=source, models=models, against=facts)
         if decision.action == "blocked":
             raise ApplyBlocked(decision.message)
         if decision.action == "tampered":
             raise PlanTampered(decision.message)
         if decision.action in REFUSED or decision.action == "nothing":
             return ApplyResult(decision.action, REFUSED.get(decision.action, EXIT_OK), alias, current_alias_target(client, alias),
-                               decision.plan, decision.message)
+                               decision.plan, decision.message, against=facts)
         if engine == "ray" and where.state.kind == "file" and not target.embedded:
             raise QmspecError("--engine ray copies from workers that may run on other machines, and they record what they "
                               "write where the apply's records are: keep them in Qdrant with --state qdrant")
@@ -329,8 +377,9 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
                               f"{alias} (run the apply first; if its quality gates fail, it stops and says so)")
         if decision.action == "fresh":  # before the journal opens: a refused file leaves nothing to resume or roll back
             check_files(decision.plan)
+        said = (f"apply against {render_against(facts)}",) if decision.action != "fresh" else ()  # a fresh plan says it itself
         _asked(approve, Preview("Apply this plan?", decision.plan if decision.action == "fresh" else None,
-                                (decision.message,) if decision.message else ()), "apply")
+                                said + ((decision.message,) if decision.message else ())), "apply")
         runner = engine_for(engine, workers, ray_address)  # before the journal opens: starting Ray can take a while
         if decision.action == "fresh":
             journal.start(decision.plan)
@@ -347,7 +396,7 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
                 way_out.insert(1, f"or accept the quality drop: `{where.command('apply', source)} --accept-quality \"why\"` "
                                   "(the reason is journaled)")
             return ApplyResult("verify_failed", EXIT_REFUSED, alias, current_alias_target(client, alias), decision.plan, str(failed),
-                               failed.report, opened.write_report(journal) or (), tuple(way_out))
+                               failed.report, opened.write_report(journal) or (), tuple(way_out), facts)
         finally:
             runner.close()
         files = opened.write_report(journal) or ()
@@ -356,8 +405,9 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
     if status == "staged":
         message = (f"Staged: {decision.plan.collection} is built and verified; alias {alias} still serves {serving}. Review it "
                    f"(`qmspec compare`, the verification report), then promote it with `{where.command('apply', source)}`.")
-        return ApplyResult("staged", EXIT_OK, alias, serving, decision.plan, message, report, files)
-    return ApplyResult("succeeded", EXIT_OK, alias, serving, decision.plan, f"Apply complete: alias {alias} serves {serving}.", report, files)
+        return ApplyResult("staged", EXIT_OK, alias, serving, decision.plan, message, report, files, against=facts)
+    return ApplyResult("succeeded", EXIT_OK, alias, serving, decision.plan, f"Apply complete: alias {alias} serves {serving}.", report, files,
+                       against=facts)
 
 
 def _verification(journal):
@@ -463,6 +513,81 @@ def unlock(spec: str | os.PathLike, *, env=None, path=None, url=None, api_key_en
                                                           f"{holder.get('pid')} on {holder.get('host')}",)), "unlock")
             store.break_lock(loaded.alias, holder)
     return UnlockResult(loaded.alias, holder)
+
+
+# ---------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    alias: str
+    collection: str
+    matches: tuple  # applying.adopt.Match per declared vector with a model
+    candidates: tuple = ()  # Match per --candidates model, best first
+    recorded: bool = False  # whether the models were recorded in the collection's metadata
+    exit_code: int = EXIT_OK
+    message: str = ""
+
+
+def import_collection(spec: str | os.PathLike, *, threshold: float = 0.99, sample: int = 64, candidates: tuple[str, ...] = (),
+                      env=None, path=None, url=None, api_key_env=None, state: str = "file", state_dir: str = DEFAULT_STATE_DIR,
+                      lock_timeout: float = 0.0, auto_approve: bool = False, confirm: Confirm | None = None,
+                      log: Callable[[str], None] | None = None) -> ImportResult:
+    """`qmspec import`: take a live collection qmspec did not create under management. Each vector's declared model
+    embeds the stored text of `sample` random points; where its vectors match the stored ones (mean cosine >=
+    `threshold`), the models and the application's query are recorded in the collection's metadata, as an apply
+    records them; a mismatch is refused (exit 3) and nothing is written. `candidates`: other model names to measure
+    against the dense vectors, to find which one made them (reported, never recorded)."""
+    from .applying import adopt
+    from .applying.session import session
+    from .planning.modelfacts import ModelFacts
+    from .planning.planner import stamp
+    from .planning.spec import SparseVectorSpec
+
+    where = _where(env, path, url, api_key_env, state, state_dir, lock_timeout)
+    approve = _confirmer(auto_approve, confirm, "import")
+    with forwarded(log):
+        loaded, target = _spec_and_target(spec, where)
+        with session(target, where.state, loaded.alias, f"qmspec import {spec}", where.command("unlock", spec)) as opened:
+            client = opened.client
+            if not client.collection_exists(loaded.collection):
+                raise QmspecError(f"collection {loaded.collection} does not exist in the {target.describe()}: import takes a "
+                                  "collection that is already there; to create one, apply the spec")
+            declared = [vector for vector in (*loaded.vectors, *loaded.sparse_vectors) if vector.model]
+            if not declared:
+                raise QmspecError(f"{spec} names no model for any vector: import checks declared models against the stored vectors")
+            ids = adopt.sample(client, loaded.collection, sample)
+            _logger.info(f"import: embedding the texts of {len(ids)} sampled points of {loaded.collection} with "
+                         f"{', '.join(sorted({vector.model.name for vector in declared})) or 'no model'}")
+            matches = tuple(adopt.measure(client, loaded.collection, vector.name, vector.model.settings, vector.text_field,
+                                          isinstance(vector, SparseVectorSpec), ids, threshold) for vector in declared)
+            tried = tuple(sorted((adopt.measure(client, loaded.collection, vector.name, vector.model.settings | {"name": name},
+                                                vector.text_field, False, ids, threshold)
+                                  for name in candidates for vector in loaded.vectors if vector.model),
+                                 key=lambda match: -(match.mean if match.mean is not None else -2)))
+            if not all(match.passed for match in matches):
+                failed = [match for match in matches if not match.passed]
+                return ImportResult(loaded.alias, loaded.collection, matches, tried, False, EXIT_REFUSED,
+                                    "not imported, nothing was written: " + "; ".join(match.describe() for match in failed) +
+                                    ". Check the model's name, revision, prompts and normalization; `--candidates NAME ...` measures "
+                                    "others against the stored vectors")
+            facts = {vector.model.name: ModelFacts(vector.model.name, commit=getattr(_embedder(vector.model.settings), "commit", None))
+                     for vector in declared}
+            stamped = stamp(loaded, models=facts)
+            lines = (*(match.describe() for match in matches),
+                     f"this records in the metadata of {loaded.collection}: " + ", ".join(
+                         f"{name} <- {identity.get('model')}" for name, identity in stamped["qmspec"]["vectors"].items())
+                     + (f"; the query {loaded.query_shape}" if loaded.query_shape else ""))
+            _asked(approve, Preview("Import it?", None, lines), "import")
+            adopt.record(client, loaded.collection, stamped)
+    return ImportResult(loaded.alias, loaded.collection, matches, tried, True, EXIT_OK,
+                        f"Imported: {loaded.collection} is managed by {spec}; `qmspec plan {spec}` plans from here")
+
+
+def _embedder(settings: dict):
+    from .embed import get_embedder
+
+    return get_embedder(settings)
 
 
 # ---------------------------------------------------------------- read-only reports
@@ -621,6 +746,6 @@ def query_lines(spec: Spec, queries_file: str | None) -> dict:
     return {f"q{number}": text for number, text in enumerate(lines, 1)}
 
 
-__all__ = ["ApplyBlocked", "ApplyResult", "Candidates", "CleanupResult", "Drift", "NotConfirmed", "PlanTampered", "Preview", "Review",
-           "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff", "inspect", "judge",
-           "plan", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]
+__all__ = ["ApplyBlocked", "ApplyResult", "Candidates", "CleanupResult", "Drift", "ImportResult", "NotConfirmed", "PlanTampered", "Preview",
+           "Review", "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff",
+           "import_collection", "inspect", "judge", "plan", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]

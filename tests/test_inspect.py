@@ -16,7 +16,17 @@ ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
 
 
-@pytest.mark.parametrize("scenario", ["no_changes", "ds103_vector_deleted_in_place", "matryoshka_truncation"])
+def test_a_vector_whose_model_nothing_recorded_fails_validation_naming_import(tmp_path):
+    """No tool can tell from vectors alone which model made them: inspect leaves the name to a person, and the spec
+    does not validate until it is given (then `qmspec import` checks it against the stored vectors)."""
+    build_store(str(tmp_path / "qdrant"), load_description(SCENARIOS / "ds103_vector_deleted_in_place" / "live.yaml"))
+    assert cli("inspect", "--path", "qdrant", "--out", "specs", cwd=tmp_path).returncode == 0
+    checked = cli("validate", "specs/docs.yaml", cwd=tmp_path)
+    assert checked.returncode == 1 and "vectors.legacy.model: no model named" in checked.stderr
+    assert "then run `qmspec import SPEC`" in checked.stderr and "vectors.dense" not in checked.stderr  # MiniLM is recorded
+
+
+@pytest.mark.parametrize("scenario", ["no_changes", "matryoshka_truncation"])
 def test_inspected_spec_round_trips_to_no_changes(tmp_path, scenario):
     description = load_description(SCENARIOS / scenario / "live.yaml")
     build_store(str(tmp_path / "qdrant"), description)

@@ -23,10 +23,10 @@ def embed_points(embedder, points: list, vector: str, text_field: str, sparse: b
     if not points:
         return []
     embeddings = embedder.embed([p.payload[text_field] for p in points])
-    return [models.PointVectors(id=p.id, vector={vector: _vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
+    return [models.PointVectors(id=p.id, vector={vector: vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
 
 
-def _vector_value(value, sparse: bool):
+def vector_value(value, sparse: bool):
     """An embedder's output as Qdrant takes it: a text for Qdrant inference to embed, a sparse vector, or a dense
     vector (one per token for a multivector)."""
     if isinstance(value, models.Document):

@@ -131,8 +131,9 @@ def verify(client, step, local: dict | None = None, baseline=None, known: bool =
         checks.append(check_settings(client, step))
     if step.count:
         checks.append(check_count(client, step, compared))
+    carried_from = {name: how.source_vector for name, how in (carried.carry.items() if carried else ())}
     for name in step.vectors:
-        checks.append(check_vector_complete(client, step.target, name))
+        checks.append(check_vector_complete(client, step.target, name, step.source, carried_from.get(name)))
     if step.payload_mode != "off":
         checks.append(check_payloads(step, compared))
     if carried:
@@ -207,10 +208,20 @@ def check_count(client, step, compared: Parity | None) -> Check:
                  {"actual": actual, "expected": expected})
 
 
-def check_vector_complete(client, collection: str, vector: str) -> Check:
+def check_vector_complete(client, collection: str, vector: str, source: str | None = None, carried_from: str | None = None) -> Check:
+    """Every point has the vector (Qdrant can drop a named-vector write silently, qdrant#9521); a vector carried from
+    the source has it where the source had it, no more and no less (a declared but empty one: 0 of 0 in both)."""
     total = client.count(collection, exact=True).count
-    having = client.count(collection, count_filter=models.Filter(must=[models.HasVectorCondition(has_vector=vector)]), exact=True).count
+    having = _having(client, collection, vector)
+    if carried_from and source:
+        expected = _having(client, source, carried_from)
+        return Check(f"vector {vector}", having == expected, f"{having:,} of {total:,} points have it, as {expected:,} have "
+                     f"{source}.{carried_from}", {"with_vector": having, "total": total, "expected": expected})
     return Check(f"vector {vector}", having == total, f"{having:,} of {total:,} points have it", {"with_vector": having, "total": total})
+
+
+def _having(client, collection: str, vector: str) -> int:
+    return client.count(collection, count_filter=models.Filter(must=[models.HasVectorCondition(has_vector=vector)]), exact=True).count
 
 
 def check_payloads(step, compared: Parity | None) -> Check:
@@ -371,5 +382,7 @@ def _reference(client, step, using: str, sparse: bool, target_meta: dict):
     vector = using if using in source_meta else next(iter(source_meta), None)
     settings = (source_meta.get(vector) or {}).get("model_settings")
     if not settings:
-        return f"{step.source} records no runnable model for {vector!r}: the old results cannot be computed"
+        which = f"for {vector!r}" if vector else "for any vector"
+        return (f"{step.source} records no runnable model {which}, so its results cannot be computed to agree with: name the "
+                f"model of its vectors and run `qmspec import` on a spec of {step.source} first, or drop this agreement check")
     return step.source, vector, settings

@@ -23,7 +23,7 @@ class Decision:
 
 
 def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live: Callable[[list[str], list[str]], LiveState],
-           spec_file: str | None = None, models: dict | None = None, environ: dict | None = None) -> Decision:
+           spec_file: str | None = None, models: dict | None = None, environ: dict | None = None, against: dict | None = None) -> Decision:
     pending = record.unfinished()
     if pending:
         recorded = pending.plan
@@ -38,21 +38,24 @@ def decide(record: AliasRecord, spec: Spec | None, saved: Plan | None, read_live
     if saved is not None:
         if record.already_applied(saved.hash):
             return Decision("nothing", saved, f"plan {saved.hash} was already applied; nothing to do")
-        return check_saved(saved, read_live, environ)
-    return _fresh(plan_migration(spec, _read_for(spec, read_live), spec_file=spec_file, models=models))
+        return check_saved(saved, read_live, environ, against)
+    return _fresh(plan_migration(spec, _read_for(spec, read_live), spec_file=spec_file, models=models, against=against))
 
 
-def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None) -> Decision:
+def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None, against: dict | None = None) -> Decision:
     """A saved plan is checked, not trusted: its spec is planned again against live state now, with the facts the
     preflight gave then, and it runs only if that yields exactly its steps (Terraform's saved plans). Findings and
     guards come from that planning, never from the file."""
     spec = parse_spec(saved.spec_text, saved.spec_file, os.environ if environ is None else environ, saved.env)
+    if saved.against and against and saved.against["where"] != against["where"]:  # Terraform binds a plan to its backend
+        return Decision("stale", saved, f"stale plan: it was made against {saved.against['kind']} {saved.against['where']}, and this "
+                                        f"runs against {against['kind']} {against['where']}; plan again against this one")
     disagreement = header_disagreement(saved, spec)
     if disagreement:
         return Decision("tampered", saved, f"the saved plan is not what its spec plans to: {disagreement}; plan again and review the new file")
     live = _read_for(spec, read_live)
     replanned = plan_migration(spec, live, spec_file=saved.spec_file,
-                               models={name: ModelFacts(**facts) for name, facts in saved.models.items()})
+                               models={name: ModelFacts(**facts) for name, facts in saved.models.items()}, against=against)
     if live.fingerprint(replanned.prior.collections) != saved.prior.fingerprint:
         reason = saved.stale_reason(live) or "the collections it touches changed since it was made"
         return Decision("stale", saved, f"stale plan: {reason}; run `qmspec plan` again")

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from .livestate import LiveCollection, LiveDenseVector, LiveSparseVector
 from .capabilities import applies
+from .flow import compact
 from .settings import CREATE_ONLY, PAYLOAD_INDEXES, SHARD_KEYS, quantization_differs, subset_differs
 from .spec import IDENTITY_KEYS, DenseVectorSpec, Spec, SparseVectorSpec
 
@@ -190,7 +191,28 @@ def _model_changes(vector, live: LiveCollection) -> list[Change]:
 
 def same_model(recorded: dict | None, identity: dict | None) -> bool:
     """Whether stored vectors recorded as `recorded` come from the model `identity` describes: same name, revision,
-    prompts, truncation and API dimensions (a key neither states is equal)."""
+    prompts, truncation, API dimensions and tokenization (a key neither states is equal), and the same resolved
+    commit where both know it (a name without a revision follows the hub: its weights may have moved)."""
     if not recorded or not identity:
         return False
-    return all(recorded.get(key) == identity.get(key) for key in IDENTITY_KEYS)
+    committed = recorded.get("commit") and identity.get("commit")
+    return all(recorded.get(key) == identity.get(key) for key in IDENTITY_KEYS) and (not committed or recorded["commit"] == identity["commit"])
+
+
+IDENTITY_WORDS = {"model": "model", "revision": "revision", "prompts": "prompts", "truncate_dim": "truncation",
+                  "dimensions": "API dimensions", "tokenizer": "tokenization", "commit": "resolved commit"}
+
+
+def identity_change(recorded: dict | None, identity: dict) -> str:
+    """What differs between the model stored vectors came from and the spec's, said part by part, for plans and rule
+    messages: `revision main -> 5c38ec7, prompts none -> {query: "query: "}`."""
+    if not recorded:
+        return "no model is recorded for the stored vectors"
+    keys = [key for key in IDENTITY_WORDS if key != "commit" or (recorded.get("commit") and identity.get("commit"))]
+    changed = [f"{IDENTITY_WORDS[key]} {_said(recorded.get(key))} -> {_said(identity.get(key))}" for key in keys
+               if recorded.get(key) != identity.get(key)]
+    return ", ".join(changed) or "the same model"
+
+
+def _said(value) -> str:
+    return "none" if value is None else compact(value)

@@ -22,8 +22,9 @@ from ..errors import PlanFileError
 
 PLAN_FORMAT = 2  # 2: the spec it was planned from, the preflight's facts and a content hash travel with it
 READABLE_FORMATS = (1, 2)  # journals of applies begun by an older qmspec still resume
-EMPTY_MEANS_NONE = {"json_when_none": {}}
-MAX_PLAN_CHARS = 64 << 20  # a plan is a few kilobytes plus its spec  # field metadata: an absent check is written `{}`, as 0.1.0 wrote it
+EMPTY_MEANS_NONE = {"json_when_none": {}}  # field metadata: an absent check is written `{}`, as 0.1.0 wrote it
+SINCE_0_2 = {"json_omit_default": True}  # field metadata: left out of the JSON while at its default (0.1.0 had no such field)
+MAX_PLAN_CHARS = 64 << 20  # a plan is a few kilobytes plus its spec
 
 
 # ---------------------------------------------------------------- values inside steps
@@ -440,6 +441,7 @@ class Plan:
     env: str | None = None  # the environment whose overlay was merged in
     models: dict = field(default_factory=dict)  # model name -> the preflight's facts the plan was made with
     format: int = PLAN_FORMAT
+    against: dict | None = field(default=None, metadata=SINCE_0_2)  # what it was planned against: {kind, where, version, existed, chosen_by}
 
     @property
     def refused(self) -> bool:
@@ -509,7 +511,8 @@ class Plan:
 
 
 def _fields(obj) -> dict:
-    return {f.name: _jsonable(getattr(obj, f.name), f) for f in dataclasses.fields(obj)}
+    return {f.name: _jsonable(getattr(obj, f.name), f) for f in dataclasses.fields(obj)
+            if not (f.metadata.get("json_omit_default") and getattr(obj, f.name) == f.default)}
 
 
 def _jsonable(value, declared: dataclasses.Field | None = None):

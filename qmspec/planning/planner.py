@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..errors import QmspecError
 from .capabilities import NOT_APPLICABLE_EMBEDDED, applies
 from .diff import (Change, CollectionSetting, ModelUnrecorded, PayloadIndexChanged, ShardKeysMissing, VectorAdded, VectorRemoved, VectorSetting,
-                   applicable, diff_collection, same_model, setting_name)
+                   applicable, diff_collection, identity_change, same_model, setting_name)
 from .modelfacts import ModelFacts
 from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, recorded_vectors
 from .plan import (AgreementCheck, CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector,
@@ -43,8 +43,10 @@ class Situation:
     serving: LiveCollection | None = None  # what the alias serves now
 
 
-def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, models: dict[str, ModelFacts] | None = None) -> Plan:
-    """`models` are the facts a preflight learned (commit, time per text): recorded and estimated where given."""
+def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, models: dict[str, ModelFacts] | None = None,
+                   against: dict | None = None) -> Plan:
+    """`models` are the facts a preflight learned (commit, time per text): recorded and estimated where given;
+    `against` says what the live state was read from (the server or store), for the plan's reader."""
     situation = dataclasses.replace(assess(spec, live), models=models or {})
     notes: list[str] = []
     if situation.target is None:
@@ -70,6 +72,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         spec_text=spec.text,
         env=spec.env,
         models={name: dataclasses.asdict(facts) for name, facts in sorted(situation.models.items())},
+        against=against,
     )
 
 
@@ -145,7 +148,7 @@ def new_collection_steps(spec: Spec, live: LiveState, situation: Situation, note
     carry: dict[str, Carry] = {}
     embed: list[DenseVectorSpec | SparseVectorSpec] = []
     for vector in (*spec.vectors, *spec.sparse_vectors):
-        decision = carry_decision(vector, source)
+        decision = carry_decision(vector, source, situation.models)
         notes.append(f"{vector.name}: {decision.reason}")
         if decision.carry_from is not None:
             adapted = bool(getattr(vector, "adapter", None))
@@ -194,8 +197,9 @@ class CarryDecision:
     reason: str
 
 
-def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveCollection | None) -> CarryDecision:
-    """Whether a vector can be copied from the source instead of re-embedded, and why (shown in the plan)."""
+def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveCollection | None, models: dict | None = None) -> CarryDecision:
+    """Whether a vector can be copied from the source instead of re-embedded, and why (shown in the plan). `models`:
+    what a preflight learned (the commit a name resolves to now)."""
     sparse = isinstance(vector, SparseVectorSpec)
     adapter = getattr(vector, "adapter", None)
     stored = source.vector((adapter or {}).get("from") or vector.carry_from or vector.name) if source else None
@@ -211,13 +215,22 @@ def carry_decision(vector: DenseVectorSpec | SparseVectorSpec, source: LiveColle
     recorded = source.recorded_model(vector.name)
     if recorded is None:
         return CarryDecision(None, None, f"embed with {model.name} ({source.name} records no model for it)")
-    if same_model(recorded, model.identity) and (sparse or _same_shape(vector, stored)):
+    wanted = wanted_identity(vector, models)
+    if same_model(recorded, wanted) and (sparse or _same_shape(vector, stored)):
         return CarryDecision(vector.name, None, f"carry from {source.name} (same model {model.name}: no re-embedding)")
     if (not sparse and model.matryoshka and recorded.get("model") == model.name and model.truncate_dim
             and stored.size > model.truncate_dim and stored.distance == vector.distance):
         return CarryDecision(vector.name, model.truncate_dim,
                              f"truncate {source.name}.{vector.name} {stored.size} -> {model.truncate_dim} (Matryoshka prefix of {model.name}: no model run)")
+    if recorded.get("model") == model.name:  # the same name: say what else changed (revision, prompts, ...)
+        return CarryDecision(None, None, f"re-embed with {model.name} (stored vectors come from {model.name}; {identity_change(recorded, wanted)})")
     return CarryDecision(None, None, f"re-embed with {model.name} (stored vectors come from {recorded.get('model')})")
+
+
+def wanted_identity(vector, models: dict | None) -> dict:
+    """The identity the spec's model has here: the spec's, and the commit its name resolved to where a preflight ran."""
+    facts = (models or {}).get(vector.model.name)
+    return vector.model.identity | ({"commit": facts.commit} if facts and facts.commit else {})
 
 
 def _adapted(vector: DenseVectorSpec, source: LiveCollection | None, stored) -> CarryDecision:
@@ -322,7 +335,7 @@ def recorded_identity(vector, models: dict[str, ModelFacts] | None = None) -> di
         identity["matryoshka"] = True
     if isinstance(vector, SparseVectorSpec):
         identity["sparse"] = True
-    return identity | {"model_settings": vector.model.portable_settings}
+    return identity | {"text_field": vector.text_field, "model_settings": vector.model.portable_settings}
 
 
 def carried_identities(spec: Spec, source: LiveCollection | None, carry: dict[str, Carry], models: dict) -> dict:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import capabilities
-from .diff import Change, CreateOnlySetting, ModelChanged, VectorShape
+from .diff import Change, CreateOnlySetting, ModelChanged, VectorShape, identity_change
 from .livestate import LiveCollection, LiveState
 from .plan import (CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles,
                    SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
@@ -261,8 +261,11 @@ def model_changed_in_place(ctx: RuleContext):
     if ctx.target is None or not ctx.target.points:  # an empty collection holds no vectors to mix (MF301 judges its swap)
         return
     for change in _changes_of(ctx.changes, ModelChanged):
+        renamed = change.old.get("model") != change.new.get("model")
+        what = "" if renamed else f" ({identity_change(change.old, change.new)})"  # the same name: say what else changed
         yield (f"{change.vector!r} in {ctx.target.name!r} holds vectors of {change.old.get('model')!r}; the spec says "
-               f"{change.new.get('model')!r}: re-embedding in place would mix two vector spaces"), _vector_key(ctx.spec, change.vector) + ("model",)
+               f"{change.new.get('model')!r}{what}: re-embedding in place would mix two vector spaces"), \
+            _vector_key(ctx.spec, change.vector) + ("model",)
 
 
 @rule("MF303", "error", "hybrid migration without a sparse quality check",

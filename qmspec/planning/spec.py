@@ -31,7 +31,10 @@ DEFAULT_TEXT_FIELD = "text"
 # ---------------------------------------------------------------- typed spec
 
 
-IDENTITY_KEYS = ("model", "revision", "prompts", "truncate_dim", "dimensions")  # any difference: re-embed
+IDENTITY_KEYS = ("model", "revision", "prompts", "truncate_dim", "dimensions", "tokenizer")  # any difference: re-embed
+# backend options that change the vectors a model makes (BM25's tokenization), where they differ from the defaults
+TOKENIZER_DEFAULTS = {"language": "english", "stopwords": True, "stemming": True}
+TOKENIZER_OPTIONS = (*TOKENIZER_DEFAULTS, "k", "b", "avg_len")
 LOCAL_SETTINGS = ("path", "device", "batch_size")  # how this machine runs a model: never recorded in Qdrant
 
 
@@ -55,8 +58,10 @@ class ModelSpec:
     def identity(self) -> dict:
         """What tells whether stored vectors came from this model, as stamped into collection metadata: the name,
         and the revision, prompts, truncation and API dimensions where the spec states them."""
+        tokenizer = {key: self.options[key] for key in TOKENIZER_OPTIONS
+                     if key in self.options and self.options[key] != TOKENIZER_DEFAULTS.get(key)} if self.backend == "bm25" else {}
         identity = {"model": self.name, "revision": self.revision, "prompts": self.prompts or None,
-                    "truncate_dim": self.truncate_dim, "dimensions": self.options.get("dimensions")}
+                    "truncate_dim": self.truncate_dim, "dimensions": self.options.get("dimensions"), "tokenizer": tokenizer or None}
         return {key: value for key, value in identity.items() if value is not None}
 
     @property
@@ -216,9 +221,10 @@ class Spec:
 # ---------------------------------------------------------------- loading
 
 
-def load_spec(path: str | os.PathLike, environ: dict | None = None, env: str | None = None) -> Spec:
+def load_spec(path: str | os.PathLike, environ: dict | None = None, env: str | None = None, deploying: bool = True) -> Spec:
     """Read and validate a spec file, with the values of environment `env` merged in. Raises SpecError listing
-    every problem found."""
+    every problem found. `deploying=False` (validate, the pre-commit hook): a connection setting's variable that is
+    unset where the spec is checked (a laptop) is a warning, not a problem: it is set where the spec deploys."""
     environ = os.environ if environ is None else environ
     file = str(path)
     try:
@@ -227,10 +233,10 @@ def load_spec(path: str | os.PathLike, environ: dict | None = None, env: str | N
         raise SpecError([Problem(file, None, "", "spec file not found", "check the path, relative to the current directory")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file, None, "", f"cannot read the spec: {exc}", "save it as a UTF-8 text file")]) from None
-    return parse_spec(text, file, environ, env)
+    return parse_spec(text, file, environ, env, deploying)
 
 
-def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> Spec:
+def parse_spec(text: str, file: str, environ: dict, env: str | None = None, deploying: bool = True) -> Spec:
     try:
         document = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -248,12 +254,12 @@ def parse_spec(text: str, file: str, environ: dict, env: str | None = None) -> S
             raise SpecError(problems)
     document = merged
     data = document.data
-    context = _Context(file, document, environ, Path(file).resolve().parent)
+    context = _Context(file, document, environ, Path(file).resolve().parent, deploying)
     spec = dataclasses.replace(_build_spec(data, context), text=text, env=env)
     context.problems.extend(semantic_problems(spec, context))
     if context.problems:
         raise SpecError(context.problems)
-    return dataclasses.replace(spec, warnings=tuple(semantic_warnings(spec)))
+    return dataclasses.replace(spec, warnings=tuple(context.notes + semantic_warnings(spec)))
 
 
 def spec_environments(path: str | os.PathLike) -> list[str]:
@@ -323,6 +329,10 @@ def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, 
     if kind == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
         key = missing[0] if missing else "?"
+        if key == "name" and path and path[-1] == "model":  # what `qmspec inspect` writes for a model it cannot know
+            return ("no model named: nothing recorded says which model produced the stored vectors",
+                    "name it (a Hugging Face id, a fastembed or API model), then run `qmspec import SPEC`: it embeds a sample of "
+                    "the stored texts and checks them against the stored vectors before recording the model", path)
         return f"missing required key {key!r}", f"add `{key}:` here ({_describe(error, key)})", path
     if kind == "enum":
         return f"{value!r} is not allowed", f"use one of: {', '.join(map(str, error.validator_value))}", path
@@ -379,7 +389,9 @@ class _Context:
     document: YamlDocument
     environ: dict
     base_dir: Path
+    deploying: bool = True
     problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # warnings: what only the place the spec deploys to must have
 
     def problem(self, path: tuple, message: str, fix: str) -> None:
         self.problems.append(Problem(self.file, self.document.line_of(path), _dotted(path), message, fix))
@@ -387,6 +399,22 @@ class _Context:
     def expand(self, value: str, path: tuple) -> str:
         return envvars.expand(value, self.environ, lambda name: self.problem(
             path, f"environment variable {name} is not set", f"export {name}=... or write ${{{name}:-default}}"))
+
+    def expand_connection(self, value: str, path: tuple) -> str:
+        """Connection settings name where the spec deploys: a variable unset here is a note while validating."""
+        if self.deploying:
+            return self.expand(value, path)
+
+        def note(name: str) -> None:
+            self.notes.append(Problem(self.file, self.document.line_of(path), _dotted(path), f"environment variable {name} is "
+                                      "not set here; plan and apply need it where the spec deploys", f"export {name}=... there"))
+
+        return envvars.expand(value, self.environ, note)
+
+    def resolve_folder(self, value: str, path: tuple) -> str:
+        """A folder named in the spec (the embedded store), relative to the spec's folder like every path in a spec."""
+        resolved = (self.base_dir / self.expand_connection(value, path)).resolve()
+        return os.path.relpath(resolved) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
     def resolve_file(self, value: str, path: tuple) -> str:
         resolved = (self.base_dir / self.expand(value, path)).resolve()
@@ -517,8 +545,8 @@ def _build_spec(data: dict, context: _Context) -> Spec:
             id_field=source.get("id_field", "id"),
         ),
         connection=ConnectionSpec(
-            path=context.expand(connection["path"], ("connection", "path")) if "path" in connection else None,
-            url=context.expand(connection["url"], ("connection", "url")) if "url" in connection else None,
+            path=context.resolve_folder(connection["path"], ("connection", "path")) if "path" in connection else None,
+            url=context.expand_connection(connection["url"], ("connection", "url")) if "url" in connection else None,
             url_as_written=connection.get("url"),
             api_key_env=connection.get("api_key_env"),
             cloud_inference=connection.get("cloud_inference", False),
@@ -592,7 +620,7 @@ def semantic_problems(spec: Spec, context: _Context) -> list[Problem]:
     def add(path: tuple, message: str, fix: str) -> None:
         problems.append(Problem(context.file, spec.line_of(*path), _dotted(path), message, fix))
 
-    if spec.connection.url and url_problem(spec.connection.url):
+    if spec.connection.url and url_problem(spec.connection.url) and not (context.notes and not context.deploying):
         add(("connection", "url"), url_problem(spec.connection.url), "write it as http(s)://host:port, e.g. http://localhost:6333")
     for vector in (*spec.vectors, *spec.sparse_vectors):
         written = (vector.model.options.get("base_url") if vector.model else None) or ""

@@ -1,7 +1,9 @@
 """`qmspec inspect`: write a spec from live state, so collections made by hand come under management.
 
-Pure: LiveState in, spec data out. Vectors whose model qmspec recorded get that model; the others are declared
-`carry: {from: <itself>}`, which says "keep what is stored" without claiming to know the model. Planning the
+Pure: LiveState in, spec data out. Vectors whose model qmspec recorded get that model (its options as the spec
+writes them), their text field, and the query the application runs; the others get `model: {}`, which fails
+validation naming `qmspec import`: no tool can tell from vectors alone which model made them, so the person names
+it and `qmspec import` checks the name against the stored vectors before anything is recorded. Planning the
 written spec against the same state yields no changes.
 """
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import yaml
 
 from ..errors import QmspecError
-from ..planning.livestate import LiveCollection, LiveState
-from ..planning.spec import load_schema
+from ..planning.livestate import METADATA_KEY, LiveCollection, LiveState
+from ..planning.spec import DEFAULT_TEXT_FIELD, load_schema
 
 HEADER = "# yaml-language-server: $schema={schema}\n# Written by `qmspec inspect` from live state. Review it, then keep it under version control.\n"
 
@@ -30,7 +32,20 @@ def spec_from_live(live: LiveState, alias: str) -> dict:
         spec["vectors"] = dense
     if sparse:
         spec["sparse_vectors"] = sparse
-    return spec | _settings(collection)
+    query = _query(collection)
+    return spec | ({"query": query} if query else {}) | _settings(collection)
+
+
+def _query(collection: LiveCollection) -> dict:
+    """The query qmspec recorded for the collection, as the spec writes it (with the query model of a single vector)."""
+    recorded = (collection.metadata.get(METADATA_KEY) or {}).get("query") or {}
+    if "prefetch" in recorded:
+        return {"prefetch": [dict(entry) for entry in recorded["prefetch"]], "fusion": recorded.get("fusion", "rrf"),
+                "limit": recorded.get("limit", 10)}
+    if recorded.get("using"):
+        model = (collection.recorded_model(recorded["using"]) or {}).get("model")
+        return {"using": recorded["using"]} | ({"model": model} if model else {})
+    return {}
 
 
 def _settings(collection: LiveCollection) -> dict:
@@ -79,8 +94,8 @@ def _sparse(collection: LiveCollection, vector) -> dict:
 def _source(collection: LiveCollection, name: str) -> dict:
     recorded = collection.recorded_model(name) or {}
     settings = recorded.get("model_settings")
-    if not settings:
-        return {"carry": {"from": name}}
+    if not settings:  # a name recorded without settings is kept; none at all: validation asks for it, naming `qmspec import`
+        return {"model": {"name": recorded["model"]} if recorded.get("model") else {}}
     model = {"name": settings["name"], "backend": settings["backend"]}
     for key in ("revision", "trust_remote_code", "max_seq_length", "prompts", "truncate_dim"):  # never a local path
         if settings.get(key):
@@ -89,9 +104,13 @@ def _source(collection: LiveCollection, name: str) -> dict:
         model["matryoshka"] = True
     if settings.get("normalize") is False:
         model["normalize"] = False
-    if settings.get("options"):
-        model["options"] = settings["options"]
-    return {"model": model}
+    model |= {key: value for key, value in (settings.get("options") or {}).items() if key in _model_keys()}  # as a spec writes them
+    text_field = recorded.get("text_field")
+    return {"model": model} | ({"text_field": text_field} if text_field and text_field != DEFAULT_TEXT_FIELD else {})
+
+
+def _model_keys() -> set:
+    return set(load_schema()["$defs"]["model"]["properties"])
 
 
 def to_yaml(spec: dict, schema: str) -> str:

@@ -273,6 +273,8 @@ def render_text(plan: Plan) -> str:
     prior = plan.prior
     server = "embedded Qdrant" if prior.embedded else "Qdrant"
     lines = [f"qmspec plan for alias {plan.alias} -> collection {plan.collection} ({server} {prior.server_version or 'version unknown'})"]
+    if plan.against:
+        lines.append(f"against {against(plan.against)}")
     lines.append(f"alias {plan.alias} serves {prior.alias_target} now" if prior.alias_target else f"alias {plan.alias} does not exist yet")
     if plan.steps:
         lines.append("")
@@ -306,6 +308,8 @@ def render_text(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     icon = "refused" if plan.refused else ("changes" if plan.steps else "no changes")
     lines = [f"### qmspec plan: `{plan.alias}` → `{plan.collection}` ({icon})", ""]
+    if plan.against:
+        lines += [f"Against {against(plan.against, markdown=True)}.", ""]
     target = plan.prior.alias_target
     lines.append(f"Alias `{plan.alias}` serves `{target}` now." if target else f"Alias `{plan.alias}` does not exist yet.")
     lines.append("")
@@ -331,6 +335,17 @@ def render_markdown(plan: Plan) -> str:
         lines += ["", f"> **{verdict(plan)}**"]
     lines += ["", f"<sub>spec `{plan.spec_file}` · spec hash `{plan.spec_hash}` · plan hash `{plan.hash}`</sub>"]
     return "\n".join(lines) + "\n"
+
+
+def against(facts: dict, markdown: bool = False) -> str:
+    """What a plan or an apply ran against: the server (its URL without credentials, its version) or the embedded
+    store (its absolute path, and whether it existed), and the rule that chose it."""
+    where = f"`{facts['where']}`" if markdown else facts["where"]
+    if facts["kind"] == "server":
+        said = f"the server {where} (Qdrant {facts.get('version') or 'version unknown'})"
+    else:
+        said = f"the embedded store {where}" + ("" if facts.get("existed") else " (it does not exist yet: read as empty)")
+    return f"{said}, chosen by {facts['chosen_by']}"
 
 
 def _md(text: str) -> str:
