@@ -8,7 +8,7 @@ The public Python API (stable within a major version; see the README's "From Pyt
 
 `import qmspec` stays light: the workflow (and qdrant-client behind it) is imported on first use.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 API = ("plan", "review", "show", "apply", "rollback", "cleanup", "unlock", "status", "validate", "drift", "inspect", "compare",
        "judge", "import_collection", "ApplyResult", "RollbackResult", "CleanupResult", "UnlockResult", "ImportResult", "Validation",

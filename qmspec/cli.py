@@ -146,7 +146,7 @@ def validate(specs, env, fmt):
     from .reports.validation import render_validation
 
     result = workflow.validate(*specs, env=env)
-    echo(render_validation(result.files, fmt, result.warnings), nl=False, err=fmt == "text" and bool(result.exit_code))
+    echo(render_validation(result.files, fmt, result.warnings, result.inputs), nl=False, err=fmt == "text" and bool(result.exit_code))
     sys.exit(result.exit_code)
 
 

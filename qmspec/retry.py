@@ -67,9 +67,11 @@ def answer(error) -> str:
 
 
 def cause(error: BaseException) -> str:
-    """A failure in one line: its first line, or its type."""
+    """A failure in one line: a server's status and error, else its first line, or its type."""
+    if isinstance(error, _unexpected()):
+        return answer(error)
     text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
+    return redact(text.splitlines()[0][:200]) if text else type(error).__name__
 
 
 class RetryingClient:

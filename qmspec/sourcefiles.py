@@ -78,14 +78,19 @@ def point_id(value, path: str, number: int):
     raise SourceFileError(f"{path}:{number}: id {value!r} is neither an unsigned integer nor a UUID; Qdrant accepts only those")
 
 
-def check_source_files(paths: tuple[str, ...], id_field: str) -> int:
-    """Read every record once before anything is written: a bad line fails the apply at its start, not halfway."""
+def check_source_files(paths: tuple[str, ...], id_field: str, text_fields: tuple[str, ...] = ()) -> int:
+    """Read every record once before anything is written: a bad line, a duplicate id or a text field that is not text
+    fails the apply at its start, not halfway."""
     seen = set()
     for path in paths:
         try:
-            for number, pid, _ in read_records(path, id_field):
+            for number, pid, payload in read_records(path, id_field):
                 if pid in seen:
                     raise SourceFileError(f"{path}:{number}: id {pid!r} appears twice; ids must be unique across the source files")
+                for field in text_fields:
+                    if not isinstance(payload.get(field), str):
+                        raise SourceFileError(f"{path}:{number}: record {pid!r} has no text in {field!r}, which a vector embeds; "
+                                              "give it one, or set that vector's text_field")
                 seen.add(pid)
         except OSError as exc:
             raise SourceFileError(f"cannot read {path}: {exc.strerror}") from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -109,6 +109,7 @@ class Validation:
     files: tuple[tuple[str, tuple], ...]  # (path, problems)
     warnings: tuple = ()
     exit_code: int = EXIT_OK
+    inputs: dict = field(default_factory=dict)  # path -> the files it reads (source records, judgments, queries): what CI watches
 
 
 # ---------------------------------------------------------------- shared preamble
@@ -212,17 +213,19 @@ def _asked(approve: Confirm, preview: Preview, command: str) -> None:
 def validate(*specs: str | os.PathLike, env: str | None = None) -> Validation:
     """Schema and semantic checks of each spec, alone and with each of its environment overlays (or only `env`).
     Touches no Qdrant."""
-    results, warnings = [], []
+    results, warnings, inputs = [], [], {}
     for path in specs:
         problems = []
         for name in [env] if env else [None, *spec_environments(path)]:
             try:
-                warnings += [warning for warning in load_spec(path, env=name, deploying=False).warnings if warning not in warnings]
+                loaded = load_spec(path, env=name, deploying=False)
+                warnings += [warning for warning in loaded.warnings if warning not in warnings]
+                inputs[str(path)] = sorted(set(inputs.get(str(path), [])) | set(loaded.inputs))
             except SpecError as error:
                 problems += [problem for problem in error.problems if problem not in problems]
         results.append((str(path), tuple(problems)))
     failed = any(problems for _, problems in results)
-    return Validation(tuple(results), tuple(warnings), EXIT_ERROR if failed else EXIT_OK)
+    return Validation(tuple(results), tuple(warnings), EXIT_ERROR if failed else EXIT_OK, inputs)
 
 
 def plan(spec: str | os.PathLike, *, env: str | None = None, path: str | None = None, url: str | None = None,
@@ -263,13 +266,21 @@ def show(plan_file: str | os.PathLike, *, env=None, path=None, url=None, api_key
     where = _where(env, path, url, api_key_env, state, state_dir)
     with forwarded(log):
         saved = read_plan(plan_file)
-        target = where.connection.target()
+        target = where.connection.target(saved_connection(saved))
         existed = os.path.isdir(target.path) if target.embedded else None
         live_of = lambda focus, aliases, files: _observe(target, focus=focus, focus_aliases=aliases, files=files)  # noqa: E731
         checked = check_saved(saved, live_of, against=against(target, _version_of(target), existed))
         notes = _state_notes(target, where, saved.alias, where.command("apply", plan_file))
     code = {"stale": EXIT_STALE, "tampered": EXIT_ERROR}.get(checked.action, EXIT_OK)
     return Review(saved, tuple(notes), code, checked.message if code else "")
+
+
+def saved_connection(saved: Plan):
+    """The connection the spec a saved plan carries names (a saved plan runs where it was planned, as a Terraform plan
+    keeps its backend); the command line still overrides it."""
+    from .planning.spec import parse_spec
+
+    return parse_spec(saved.spec_text, saved.spec_file, dict(os.environ), saved.env).connection
 
 
 def read_plan(plan_file: str | os.PathLike) -> Plan:
@@ -346,7 +357,7 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
     spec, saved = (None, read_plan(source)) if source.endswith(".json") else (load_spec(source, env=where.connection.env), None)
     if saved is not None and saved_header_problem(saved):  # its alias decides the lock and journal it runs under
         raise PlanTampered(f"{source} is not what its spec plans to: {saved_header_problem(saved)}; plan again and review the new file")
-    target = where.connection.target(spec.connection if spec else None)
+    target = where.connection.target(spec.connection if spec else saved_connection(saved))
     _not_in_ci_against_nothing(target)
     existed = os.path.isdir(target.path) if target.embedded else None
     alias = spec.alias if spec else saved.alias

@@ -83,7 +83,7 @@ def check_files(plan: Plan) -> None:
     """Read every source record once before anything is written: a bad line or a duplicate id fails at the start."""
     for step in plan.steps:
         if isinstance(step, LoadFiles):
-            check_source_files(step.files, step.id_field)
+            check_source_files(step.files, step.id_field, tuple(sorted({how.text_field for how in step.embed.values()})))
 
 
 def open_records(journal: Journal) -> tuple[Records, bool]:

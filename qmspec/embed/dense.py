@@ -51,6 +51,7 @@ class SentenceTransformerEmbedder:
         self.normalize = model.get("normalize", True)
         self.batch = int(model.get("batch_size") or (model.get("options") or {}).get("batch_size", BATCH))
         self.commit = None
+        quiet_loading()
         load = {"device": model.get("device"), "trust_remote_code": bool(model.get("trust_remote_code"))}
         if load["trust_remote_code"]:
             require_remote_code(self.name)
@@ -91,6 +92,16 @@ class SentenceTransformerEmbedder:
         vectors = method(window, prompt=prompt, batch_size=self.batch, convert_to_numpy=True, normalize_embeddings=False,
                          show_progress_bar=False)
         return finish(vectors, self.truncate_dim, self.normalize)
+
+
+def quiet_loading() -> None:
+    """transformers draws its own bar while loading weights; qmspec says what it loads in its log instead."""
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 CHARS_PER_TOKEN_AT_MOST = 16  # a word piece of these vocabularies is rarely longer

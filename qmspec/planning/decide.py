@@ -56,7 +56,7 @@ def check_saved(saved: Plan, read_live: Callable, environ: dict | None = None, a
     live = _read_for(spec, read_live)
     replanned = plan_migration(spec, live, spec_file=saved.spec_file,
                                models={name: ModelFacts(**facts) for name, facts in saved.models.items()}, against=against)
-    if live.fingerprint(replanned.prior.collections) != saved.prior.fingerprint:
+    if live.fingerprint(replanned.prior.collections, saved.alias) != saved.prior.fingerprint:
         reason = saved.stale_reason(live) or "the collections it touches changed since it was made"
         return Decision("stale", saved, f"stale plan: {reason}; run `qmspec plan` again")
     difference = first_difference(saved.steps, replanned.steps)

@@ -83,18 +83,29 @@ class LiveState:
     def aliases_of(self, collection: str) -> list[str]:
         return sorted(alias for alias, target in self.aliases.items() if target == collection)
 
-    def fingerprint(self, collections: list[str]) -> str:
-        """What a saved plan depends on: server version, the alias map, and config and exact counts of the
-        collections it touches. Any change here makes a saved plan stale."""
+    def fingerprint(self, collections: list[str], alias: str | None = None) -> str:
+        """What a saved plan depends on: server version, config and exact counts of the collections it touches, and the
+        aliases that concern it (its own, and those serving a collection it touches). Any change here makes a saved
+        plan stale; an alias elsewhere moving does not (the plans of a pull request apply one after the other)."""
+        touched = set(collections)
         pinned = {
             "server_version": self.server_version,
-            "aliases": dict(sorted(self.aliases.items())),
+            "aliases": {name: target for name, target in sorted(self.aliases.items()) if name == alias or target in touched},
             "collections": {
                 name: _pinned(self.collections[name]) if name in self.collections else None for name in sorted(set(collections))
             },
             "files": dict(sorted(self.files.items())),
         }
-        return hashlib.sha256(json.dumps(pinned, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _digest(pinned)
+
+    def pins(self, collections: list[str]) -> dict:
+        """One digest per collection a plan touches (None: it does not exist): what tells a stale plan's reader which one
+        moved."""
+        return {name: _digest(_pinned(self.collections[name])) if name in self.collections else None for name in sorted(set(collections))}
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _pinned(collection: LiveCollection) -> dict:

@@ -72,15 +72,16 @@ class Prior:
     embedded: bool
     alias_target: str | None  # the collection the alias served
     collections: tuple[str, ...]  # the collections the fingerprint covers
+    pins: dict = field(default_factory=dict)  # collection -> its own digest (None: absent), to say which one moved; since 0.2
 
     def to_json(self) -> dict:
         return {"fingerprint": self.fingerprint, "server_version": self.server_version, "embedded": self.embedded,
-                "alias_target": self.alias_target, "collections": list(self.collections)}
+                "alias_target": self.alias_target, "collections": list(self.collections)} | ({"pins": self.pins} if self.pins else {})
 
     @classmethod
     def from_json(cls, data: dict) -> Prior:
         return cls(data["fingerprint"], data.get("server_version"), bool(data.get("embedded")), data.get("alias_target"),
-                   tuple(data.get("collections", ())))
+                   tuple(data.get("collections", ())), data.get("pins") or {})
 
 
 @dataclass(frozen=True)
@@ -453,14 +454,19 @@ class Plan:
 
     def stale_reason(self, live) -> str | None:
         """Why this plan no longer fits `live` (a LiveState), or None if live state is as it was planned against."""
-        if live.fingerprint(self.prior.collections) == self.prior.fingerprint:
+        if live.fingerprint(self.prior.collections, self.alias) == self.prior.fingerprint:
             return None
         if live.server_version != self.prior.server_version:
             return f"the server version moved from {self.prior.server_version} to {live.server_version}"
         current_target = live.aliases.get(self.alias)
         if current_target != self.prior.alias_target:
             return f"alias {self.alias} now serves {current_target}, not {self.prior.alias_target}"
-        return "the collections it touches, their point counts or the alias map changed since it was made"
+        moved = [name for name, pin in live.pins(self.prior.collections).items() if self.prior.pins and self.prior.pins.get(name) != pin]
+        if moved:
+            said = [f"{name} ({'created' if self.prior.pins.get(name) is None else 'deleted' if name not in live.collections else 'its settings or point count changed'})"
+                    for name in moved]
+            return f"since it was made: {', '.join(said)}"
+        return "the collections it touches, their point counts or the aliases serving them changed since it was made"
 
     def to_dict(self) -> dict:
         data = _fields(self)

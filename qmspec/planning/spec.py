@@ -136,6 +136,7 @@ class SearchCheck:
     using: str | None
     k: int = 10
     min_overlap: float = 0.6
+    queries_file: str | None = None
 
 
 METRIC = re.compile(r"^(ndcg|recall|mrr|precision|map)@([1-9][0-9]*)$")
@@ -216,6 +217,12 @@ class Spec:
 
     def line_of(self, *path) -> int | None:
         return line_of(self.lines, path)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The files this spec reads besides itself: a change to any of them changes what it plans."""
+        queries = [check.queries_file for check in (self.verify.search, self.verify.sparse) if check and check.queries_file]
+        return tuple(dict.fromkeys((*self.source.files, *(self.verify.quality.judgments if self.verify.quality else ()), *queries)))
 
 
 # ---------------------------------------------------------------- loading
@@ -490,14 +497,14 @@ def _quantization(value) -> dict | None:
 def _search_check(data: dict | None, path: tuple, context: _Context, default_using: str | None) -> SearchCheck | None:
     if not data:
         return None
-    queries = list(data.get("queries", []))
+    queries, file = list(data.get("queries", [])), None
     if "queries_file" in data:
         file = context.resolve_file(data["queries_file"], path + ("queries_file",))
         if Path(file).is_file():
             queries += [line.strip() for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
     if not queries:
         context.problem(path, "no sample queries", "add `queries:` (a list) or `queries_file:`")
-    return SearchCheck(tuple(queries), data.get("using", default_using), data.get("k", 10), data.get("min_overlap", 0.6))
+    return SearchCheck(tuple(queries), data.get("using", default_using), data.get("k", 10), data.get("min_overlap", 0.6), file)
 
 
 def _quality(data: dict | None, context: _Context) -> QualityCheck | None:

@@ -7,11 +7,13 @@ import json
 from ..planning.rules import CLASSES, RULES
 
 
-def render_validation(results, fmt: str, warnings) -> str:
-    """Problems fail validation; warnings (a gate that cannot fail) are said and fail nothing."""
+def render_validation(results, fmt: str, warnings, inputs: dict | None = None) -> str:
+    """Problems fail validation; warnings (a gate that cannot fail) are said and fail nothing. JSON also lists the
+    files each spec reads (`inputs`), for a CI job deciding which specs a changed data file concerns."""
     if fmt == "json":
         return json.dumps({"format": 1, "files": [{"file": path, "ok": not problems, "problems": [dataclasses.asdict(p) for p in problems],
-                                                   "warnings": [dataclasses.asdict(w) for w in warnings if w.file == path]}
+                                                   "warnings": [dataclasses.asdict(w) for w in warnings if w.file == path],
+                                                   "inputs": (inputs or {}).get(path, [])}
                                                   for path, problems in results]}, indent=2) + "\n"
     if fmt == "github":
         def annotate(level: str, p) -> str:
