@@ -199,7 +199,8 @@ def show(plan_path, fmt, state, state_dir, **connection):
 @click.argument("source", metavar="SPEC|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
 @click.option("--stop-before-swap", is_flag=True,
-              help="Build and verify the new collection, then stop with the apply open; a later `qmspec apply` promotes it.")
+              help="Build and verify the new collection (or the vectors added in place), then stop before the alias swap (or the "
+                   "query switch) with the apply open; a later `qmspec apply` promotes it.")
 @click.option("--accept-quality", metavar="REASON",
               help="Accept failed quality gates of the open apply, for the reason given (journaled), and go on.")
 @click.option("--abandon-staged", is_flag=True,

@@ -1,12 +1,16 @@
 """Read live Qdrant state into a LiveState. Read-only: planning never writes to Qdrant."""
 from __future__ import annotations
 
+import dataclasses
+import time
 from contextlib import nullcontext
+
+from qdrant_client import models
 
 from .connect import open_client, scrub
 from .errors import QdrantAccessError
 from .planning.record import STATE_COLLECTION
-from .planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
+from .planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, Quota, recorded
 from .planning.settings import CollectionSettings
 from .project import Target
 from .sourcefiles import count_records
@@ -35,14 +39,82 @@ def read_live_state(client, embedded: bool, focus: list[str] | None = None, focu
     names = sorted(c.name for c in client.get_collections().collections if c.name != STATE_COLLECTION)
     aliases = {alias.alias_name: alias.collection_name for alias in client.get_aliases().aliases}
     focus_set = set(names if focus is None else focus) | {aliases[a] for a in focus_aliases if a in aliases}
+    observed_at = time.time()
     collections = {name: read_collection(client, name, exact=name in focus_set, embedded=embedded) for name in names}
+    quota = None if embedded else read_quota(client)
+    if quota is not None and quota.enabled:
+        footprints = read_footprints(client)
+        collections = {name: dataclasses.replace(collection, footprint=footprints.get(name)) for name, collection in collections.items()}
     return LiveState(
         server_version=server_version(client),
         embedded=embedded,
         collections=collections,
         aliases=dict(sorted(aliases.items())),
         files=files or {},
+        observed_at=observed_at,
+        quota=quota,
     )
+
+
+RELEASE_MARGIN = 5  # percentage points Qdrant waits below a limit before it takes writes again, unless configured
+
+
+def read_quota(client) -> Quota | None:
+    """The node-wide quota (Qdrant 1.19+, `GET /quotas`) with the fullest peer's usage, and the capacities telemetry
+    reports; None where the server has no quota API or this key may not read it (it needs global access)."""
+    try:
+        status = client.http.quotas_api.get_quotas().result
+    except Exception:  # noqa: BLE001 - a 404 before 1.19, a 403 for a collection-scoped key, gRPC-only clients: no quota known
+        return None
+    if status is None:
+        return None
+    config, peers = status.config, list((status.peers or {}).values())
+    readings = peers or [status.usage]
+    disk = [reading.disk_usage_percent for reading in readings if reading.disk_usage_percent is not None]
+    memory = [reading.resident_memory_percent for reading in readings if reading.resident_memory_percent is not None]
+    margin = RELEASE_MARGIN if config.release_margin_percent is None else config.release_margin_percent
+    exceeded = set()
+    for peer in peers:
+        if getattr(peer, "exceeded", False):
+            over_disk = config.max_disk_usage_percent and (peer.disk_usage_percent or 0) >= config.max_disk_usage_percent - margin
+            over_memory = config.max_resident_memory_percent and (peer.resident_memory_percent or 0) >= config.max_resident_memory_percent - margin
+            over = {name for name, yes in (("disk", over_disk), ("memory", over_memory)) if yes}
+            exceeded |= over or {"disk or memory"}
+    disk_bytes, memory_bytes = _capacities(client)
+    return Quota(enabled=bool(config.enabled), max_disk_percent=config.max_disk_usage_percent,
+                 max_memory_percent=config.max_resident_memory_percent, disk_percent=max(disk) if disk else None,
+                 memory_percent=max(memory) if memory else None, disk_bytes=disk_bytes, memory_bytes=memory_bytes,
+                 exceeded=tuple(sorted(exceeded)))
+
+
+def _capacities(client) -> tuple[int | None, int | None]:
+    """(disk, memory) in bytes of the node that answered, from telemetry (KiB there)."""
+    try:
+        system = client.http.service_api.telemetry(details_level=0).result.app.system
+    except Exception:  # noqa: BLE001 - telemetry may be off or forbidden: capacity unknown
+        return None, None
+    if system is None:
+        return None, None
+    return (system.disk_size * 1024 if system.disk_size else None), (system.ram_size * 1024 if system.ram_size else None)
+
+
+def read_footprints(client) -> dict[str, int]:
+    """collection -> bytes of its vectors and payloads on this node, the server's own estimate (telemetry)."""
+    try:
+        telemetry = client.http.service_api.telemetry(details_level=3).result.collections
+    except Exception:  # noqa: BLE001
+        return {}
+    sizes = {}
+    for entry in (telemetry.collections or []) if telemetry else []:
+        entry = getattr(entry, "root", entry)
+        total = 0
+        for shard in getattr(entry, "shards", None) or []:
+            local = shard.local
+            if local is not None:
+                total += (local.vectors_size_bytes or 0) + (local.payloads_size_bytes or 0)
+        if total:
+            sizes[entry.id] = total
+    return sizes
 
 
 def server_version(client) -> str | None:
@@ -74,7 +146,14 @@ def read_collection(client, name: str, exact: bool, embedded: bool = False) -> L
         settings=CollectionSettings() if embedded else _settings(client, name, info),
         metadata=dict(info.config.metadata or {}),
         status=_value(info.status) or "green",
+        lacking={vector: client.count(name, exact=True, count_filter=models.Filter(must_not=[models.HasVectorCondition(has_vector=vector)])).count
+                 for vector in recorded(info.config.metadata, "backfill", {}) if vector in _names(params)} if exact else {},
     )
+
+
+def _names(params) -> set[str]:
+    vectors = params.vectors if isinstance(params.vectors, dict) else {}
+    return set(vectors) | set(params.sparse_vectors or {})
 
 
 def _settings(client, name: str, info) -> CollectionSettings:

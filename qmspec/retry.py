@@ -1,7 +1,9 @@
 """One retry policy for every call to Qdrant: exponential backoff with jitter (tenacity), bounded in attempts and in
 total time, for what passes (timeouts, dropped connections, 429 honouring Retry-After, 502/503/504, and Qdrant's
 "Please retry" consistency errors). Retrying is safe because every write qmspec makes is idempotent (insert-only,
-or an upsert of the same id with the same values). Anything else fails at once with the server's own message."""
+or an upsert of the same id with the same values). Anything else fails at once with the server's own message; a node at
+its resource quota (Qdrant 1.19: HTTP 507, or gRPC RESOURCE_EXHAUSTED marked as a quota) is no passing fault either:
+retrying cannot succeed before someone frees disk or memory, so it stops the step, resumably, with Qdrant's reason."""
 from __future__ import annotations
 
 import time
@@ -15,12 +17,34 @@ from .project import RetryPolicy
 log = logger(__name__)
 
 TRANSIENT_STATUS = {429, 502, 503, 504}
+QUOTA_STATUS = 507  # Insufficient Storage: a node at its disk or memory quota
+QUOTA_GRPC_KEY = "qdrant-insufficient-storage"  # trailing metadata that tells a quota refusal from rate limiting
+
+
+class QuotaRefused(QdrantAccessError):
+    """A node refuses writes at its resource quota: nothing succeeds until usage falls, so the apply stops here."""
+
+
+def quota_refusal(error: BaseException) -> bool:
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    if isinstance(error, UnexpectedResponse):
+        return error.status_code == QUOTA_STATUS
+    metadata = getattr(error, "trailing_metadata", None)
+    if callable(metadata):
+        try:
+            return any((item[0] if isinstance(item, tuple) else item.key) == QUOTA_GRPC_KEY for item in metadata() or ())
+        except Exception:  # noqa: BLE001 - an error that is not a gRPC call's
+            return False
+    return False
 
 
 def transient(error: BaseException) -> bool:
     from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+    if quota_refusal(error):
+        return False
     if isinstance(error, ResourceExhaustedResponse):  # 429, as qdrant-client reports it
         return True
     if isinstance(error, UnexpectedResponse):
@@ -115,6 +139,10 @@ class RetryingClient:
         try:
             return retrying(method, *args, **kwargs)
         except Exception as error:
+            if quota_refusal(error):
+                raise QuotaRefused(f"{name} on the {self._where} was refused, not retried: {cause(error)}. The node is at its resource "
+                                   "quota (Qdrant 1.19+, see `GET /quotas`): free disk or memory there, or raise the quota, then run "
+                                   "the same command again; the apply resumes at this step") from None
             if isinstance(error, _unexpected()) and not transient(error):
                 raise QdrantAccessError(f"{name} on the {self._where} failed: {answer(error)}") from None
             if not transient(error):

@@ -20,7 +20,7 @@ from typing import Callable
 
 from .errors import PlanFileError, QmspecError, SpecError
 from .logs import forwarded, logger
-from .planning.plan import Plan
+from .planning.plan import Plan, SwitchQuery
 from .planning.spec import SCHEMA_PATH, Spec, load_spec, spec_environments
 from .project import Connection, Target, resolve_target
 
@@ -414,8 +414,11 @@ def _apply(source: str, where: Where, approve: Confirm, stop_before_swap: bool, 
         serving = current_alias_target(client, alias)  # what the apply did, read back, not what the plan meant to do
     report = _verification(journal)
     if status == "staged":
-        message = (f"Staged: {decision.plan.collection} is built and verified; alias {alias} still serves {serving}. Review it "
-                   f"(`qmspec compare`, the verification report), then promote it with `{where.command('apply', source)}`.")
+        staged = (f"the new vectors of {decision.plan.collection} are filled and verified; its recorded query is unchanged"
+                  if any(isinstance(step, SwitchQuery) for step in decision.plan.steps) else
+                  f"{decision.plan.collection} is built and verified; alias {alias} still serves {serving}")
+        message = (f"Staged: {staged}. Review it (`qmspec compare`, the verification report), then promote it with "
+                   f"`{where.command('apply', source)}`.")
         return ApplyResult("staged", EXIT_OK, alias, serving, decision.plan, message, report, files, against=facts)
     return ApplyResult("succeeded", EXIT_OK, alias, serving, decision.plan, f"Apply complete: alias {alias} serves {serving}.", report, files,
                        against=facts)

@@ -6,7 +6,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/lint-imports || exit 1
-.venv/bin/python -m pytest -n auto -rs "$@"  # -rs: one line per reason a test was skipped
+# Tests journal durably (an fsync per checkpoint), which a slow disk makes most of their time; their crashes kill
+# processes, never the machine, so the page cache keeps what they wrote: their files live in memory where there is a
+# tmpfs. --dist loadfile: each test file on one worker, so its module fixtures (built stores, reference runs) run once.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  basetemp=$(mktemp -d /dev/shm/qmspec-tests.XXXXXX)
+  trap 'rm -rf "$basetemp"' EXIT
+  set -- --basetemp="$basetemp/run" "$@"
+fi
+.venv/bin/python -m pytest -n auto --dist loadfile -rs "$@"  # -rs: one line per reason a test was skipped
 status=$?
 if [ "$status" -eq 5 ]; then
   echo "no test ran: treating that as a failure" >&2

@@ -14,18 +14,22 @@ live.yaml:
     aliases: {docs: docs_v1}
     server: true    # the state was recorded from a Qdrant server: the planner is told so, and each collection's
                     # `settings` (what the embedded store cannot hold: indexes, shards, strict mode) are laid over it
+    observed_at: 2026-12-01T12:00:00Z   # when the state was read (default that instant): observation windows end there
+    quota: {enabled: true, max_disk_percent: 90, disk_percent: 80, disk_bytes: 1000000}   # a 1.19 node's quota
 """
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import random
+import time
 
 import yaml
 from qdrant_client import QdrantClient, models
 
 from qmspec.project import Target
 from qmspec.live import observe
-from qmspec.planning.livestate import METADATA_KEY, LiveState
+from qmspec.planning.livestate import METADATA_KEY, LiveState, Quota
 from qmspec.planning.settings import CollectionSettings, index_schema
 
 
@@ -48,8 +52,10 @@ def create_collection(client: QdrantClient, name: str, collection: dict) -> None
     sparse = {vector_name: models.SparseVectorParams(modifier=models.Modifier.IDF if params.get("modifier") == "idf" else None)
               for vector_name, params in (collection.get("sparse_vectors") or {}).items()}
     metadata = collection.get("metadata")
-    if "models" in collection:
-        metadata = (metadata or {}) | {METADATA_KEY: {"vectors": {vector: _identity(model) for vector, model in collection["models"].items()}}}
+    if "models" in collection:  # laid over the raw metadata's own qmspec record (query, backfill, released, ...)
+        metadata = dict(metadata or {})
+        metadata[METADATA_KEY] = (metadata.get(METADATA_KEY) or {}) | {
+            "vectors": {vector: _identity(model) for vector, model in collection["models"].items()}}
     client.create_collection(name, vectors_config=vectors_config, sparse_vectors_config=sparse or None, metadata=metadata,
                              on_disk_payload=collection.get("on_disk_payload"))
     _fill(client, name, collection, vectors_config, sparse)
@@ -89,8 +95,16 @@ def _fill(client: QdrantClient, name: str, collection: dict, vectors_config, spa
     client.upsert(name, points=points)
 
 
+OBSERVED_AT = "2026-12-01T12:00:00Z"
+
+
 def observe_scenario(store_path: str, description: dict, files: tuple[str, ...] = ()) -> LiveState:
     live = observe(Target(path=store_path), files=files)
+    observed = str(description.get("observed_at", OBSERVED_AT)).replace(" ", "T").replace("+00:00", "Z")
+    live = dataclasses.replace(live, observed_at=float(calendar.timegm(time.strptime(observed, "%Y-%m-%dT%H:%M:%SZ"))))
+    if "quota" in description:
+        quota = dict(description["quota"])
+        live = dataclasses.replace(live, quota=Quota(**quota | {"exceeded": tuple(quota.get("exceeded", ()))}))
     if "server_version" in description:
         live = dataclasses.replace(live, server_version=str(description["server_version"]))
     if description.get("server"):

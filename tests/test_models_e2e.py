@@ -153,7 +153,8 @@ def test_prompts_shape_the_stored_vectors_and_the_queries_and_changing_one_means
     assert drift.returncode == 2 and 'prompts: {query: "query: ", document: "passage: "}' in drift.stdout
     write_spec(project, f'{{name: {REPO}, prompts: {{query: "query: ", document: "document: "}}}}', "docs_v2", "v2.yaml")
     migrated = run(project, hf_home, "plan", "v2.yaml")
-    assert migrated.returncode == 0 and f"dense: re-embed with {REPO} (stored vectors come from {REPO})" in migrated.stdout
+    assert migrated.returncode == 0, migrated.stdout
+    assert f"dense: re-embed with {REPO} (stored vectors come from {REPO}; prompts {{query: \"query: \", document: \"passage: \"}} -> " in migrated.stdout
 
 
 def test_an_openai_compatible_server_embedding_with_minilm_gives_the_vectors_sentence_transformers_gives():

@@ -22,6 +22,7 @@ from ..planning.partitions import IdRange, id_ranges
 from ..planning.plan import Carry, Embedding
 from ..project import Target
 from ..logs import logger
+from .in_place import FilledPage, VectorFill
 from .points import embed_into, embed_points
 from .reconcile import WrittenPage, written
 from .search import sample_ids
@@ -137,7 +138,10 @@ class Partitions:
 
         def made(page: list) -> list:
             chunks = [page[start::engine.workers] for start in range(engine.workers)] if engine.workers > 1 else [page]
-            rows = [row for rows in engine.map(run_maker, [(make, chunk) for chunk in chunks if chunk]) for row in rows]
+            parts = engine.map(run_maker, [(make, chunk) for chunk in chunks if chunk])
+            if parts and isinstance(parts[0], FilledPage):  # an in-place fill: the texts travel with the vectors
+                return FilledPage([row for part in parts for row in part.rows], [text for part in parts for text in part.texts])
+            rows = [row for rows in parts for row in rows]
             return rows if record is None else WrittenPage(rows, record(page))
 
         def pages():
@@ -154,7 +158,7 @@ class Partitions:
             if isinstance(rows, WrittenPage):  # recorded first, as a copy without partitions does (steps._recording)
                 self.run.records.baseline.record(rows.entries, first_only=True)
             write(rows)
-            last_write[:] = rows
+            last_write[:] = rows.rows if isinstance(rows, FilledPage) else rows
 
         def checkpoint(where, done: int) -> None:
             index, next_offset = where
@@ -212,10 +216,11 @@ class BackfillJob:
     ids: IdRange
     target: Target
     collection: str
-    maker: VectorMaker
+    maker: VectorMaker | VectorFill
     page_size: int
     batch_size: int
     parallel: int
+    ledger: object = None  # an in-place fill (maker is a VectorFill): the vector's ledger, bound to the worker's client
 
 
 def backfill_partition(job: BackfillJob) -> dict:
@@ -224,21 +229,31 @@ def backfill_partition(job: BackfillJob) -> dict:
     filled = 0
     selector = models.PayloadSelectorInclude(include=[job.maker.text_field])
     with open_client(job.target) as client:
-        for page, _ in scroll_range(client, job.collection, job.ids, job.page_size, None, False, selector):
-            rows = job.maker(page)
-            update_vectors(client, job.collection, rows, job.batch_size, job.parallel, False)
-            filled += len(rows)
+        ledger = job.ledger.bound(client) if job.ledger is not None else None
+        try:
+            for page, _ in scroll_range(client, job.collection, job.ids, job.page_size, None, False, selector):
+                rows = job.maker(page)
+                if ledger is not None:
+                    job.maker.write(client, rows, ledger)
+                else:
+                    update_vectors(client, job.collection, rows, job.batch_size, job.parallel, False)
+                filled += len(rows)
+        finally:
+            if ledger is not None:
+                ledger.close()
     return {"index": job.index, "copied": filled, "digest": "0"}
 
 
-def backfill_partitioned(step, run, page_size: int, write: Callable[[list], None], progress) -> int:
-    """Fill one vector of an existing collection in partitions; returns the points filled."""
-    maker = VectorMaker(step.vector, step.model, step.text_field, step.sparse)
+def backfill_partitioned(step, run, page_size: int, write: Callable[[list], None], progress, fill: VectorFill | None = None,
+                         ledger=None) -> int:
+    """Fill one vector of an existing collection in partitions; returns the points filled. `fill` and `ledger`: an
+    in-place backfill, its writes conditional and ledgered (in_place.py)."""
+    maker = fill or VectorMaker(step.vector, step.model, step.text_field, step.sparse)
     partitions = Partitions(run, step.collection, step.partitions, progress)
     if run.embedded:
         partitions.drive(step.collection, page_size, False, models.PayloadSelectorInclude(include=[step.text_field]), maker, write,
                          digested=False)
     else:
         partitions.dispatch(backfill_partition, lambda index, ids: BackfillJob(
-            index, ids, run.target, step.collection, maker, page_size, step.batch_size, step.parallel), lambda result: None)
+            index, ids, run.target, step.collection, maker, page_size, step.batch_size, step.parallel, ledger), lambda result: None)
     return partitions.points

@@ -152,13 +152,20 @@ def _sparse_index(diff: dict) -> dict:
 
 
 def create_vector(client, collection: str, vector: str, sparse: bool, config: dict) -> None:
+    """create_vector_name takes only what defines the vector space (size, distance, multivector, datatype); where it is
+    kept (on disk), its index and quantization are set right after, before anything is written to it."""
     if sparse:
         named = models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(
             modifier=models.Modifier.IDF if config.get("modifier") == "idf" else None))
     else:
+        datatype = config.get("datatype")
         named = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(
-            size=config["size"], distance=models.Distance(config["distance"]), multivector_config=multivector_config(config)))
+            size=config["size"], distance=models.Distance(config["distance"]), multivector_config=multivector_config(config),
+            datatype=models.VectorStorageDatatype(datatype) if datatype and datatype != "float32" else None))
     client.create_vector_name(collection, vector, named)
+    placed = {key: config[key] for key in ("on_disk", "hnsw", "quantization") if config.get(key)}
+    if placed and not sparse:
+        update_collection(client, collection, {"vectors": {vector: placed}})
 
 
 def wait_until_ready(client, collection: str, timeout_s: float = READY_TIMEOUT_S) -> None:

@@ -21,7 +21,7 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -42,20 +42,29 @@ class RecordsMissing(QmspecError):
     """A resumed apply cannot find what it recorded: resuming without it would silently break a promise."""
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """What the baseline knows of one point: the source as qmspec read it, the payload as qmspec wrote it."""
 
     source: str  # digest of the source point's payload and carried vectors (hex, DIGEST_BYTES)
     payload: str  # hash of the payload written to the target (hex, DIGEST_BYTES)
 
 
+class TextHash(NamedTuple):
+    """What a vector's ledger knows of one point: the hash of the text its vector was embedded from."""
+
+    text: str
+
+
 def short(digest: str) -> str:
     return digest[: DIGEST_BYTES * 2]
 
 
-class FileBaseline:
-    """The baseline in one SQLite file: one row per point id (integers and UUID strings share the key column)."""
+class FileDigests:
+    """Digests per point id in one SQLite file, one row per id (integers and UUID strings share the key column):
+    durable at each commit (WAL, synchronous=FULL), looked up a page of ids at a time, never held in memory."""
+
+    TABLE = ""
+    VALUE: type = tuple  # a NamedTuple of hex digests: its fields are the columns
 
     def __init__(self, path: Path):
         self.path = path
@@ -65,8 +74,9 @@ class FileBaseline:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the copy's checkpoint moves past it
-            db.execute("CREATE TABLE IF NOT EXISTS written (id PRIMARY KEY, source BLOB NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID")
+            db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the step's checkpoint moves past it
+            columns = ", ".join(f"{name} BLOB NOT NULL" for name in self.VALUE._fields)
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (id PRIMARY KEY, {columns}) WITHOUT ROWID")
             self._db = db
         return self._db
 
@@ -80,19 +90,20 @@ class FileBaseline:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def bound(self, client) -> FileBaseline:
-        """The same baseline for a worker with its own client (files need none)."""
-        return FileBaseline(self.path)
+    def bound(self, client) -> FileDigests:
+        """The same records for a worker with its own client (files need none)."""
+        return type(self)(self.path)
 
-    def record(self, entries: Iterable[tuple[object, Written]], first_only: bool = False) -> None:
+    def record(self, entries: Iterable[tuple[object, tuple]], first_only: bool = False) -> None:
         """Keep these entries durably. `first_only`: an id recorded before keeps its entry (a copy records what it is
         about to write; a resumed copy sending the page again must not replace what the first write was)."""
-        rows = [(point_id, bytes.fromhex(short(w.source)), bytes.fromhex(short(w.payload))) for point_id, w in entries]
+        rows = [(point_id, *(bytes.fromhex(short(digest)) for digest in value)) for point_id, value in entries]
         if not rows:
             return
         db = self._connect()
         with _transaction(db):
-            db.executemany(f"INSERT OR {'IGNORE' if first_only else 'REPLACE'} INTO written VALUES (?, ?, ?)", rows)
+            marks = ", ".join("?" * (1 + len(self.VALUE._fields)))
+            db.executemany(f"INSERT OR {'IGNORE' if first_only else 'REPLACE'} INTO {self.TABLE} VALUES ({marks})", rows)
 
     def lookup(self, ids: list) -> dict:
         if not ids or not self.path.exists():
@@ -100,18 +111,18 @@ class FileBaseline:
         db, found = self._connect(), {}
         for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
             chunk = ids[start:start + 900]
-            query = f"SELECT id, source, payload FROM written WHERE id IN ({','.join('?' * len(chunk))})"
-            found.update((point_id, Written(source.hex(), payload.hex())) for point_id, source, payload in db.execute(query, chunk))
+            query = f"SELECT * FROM {self.TABLE} WHERE id IN ({','.join('?' * len(chunk))})"
+            found.update((point_id, self.VALUE(*(value.hex() for value in values))) for point_id, *values in db.execute(query, chunk))
         return found
 
     def forget(self, ids: list) -> None:
         if ids and self.path.exists():
             db = self._connect()
             with _transaction(db):
-                db.executemany("DELETE FROM written WHERE id = ?", [(point_id,) for point_id in ids])
+                db.executemany(f"DELETE FROM {self.TABLE} WHERE id = ?", [(point_id,) for point_id in ids])
 
     def count(self) -> int:
-        return self._connect().execute("SELECT count(*) FROM written").fetchone()[0] if self.path.exists() else 0
+        return self._connect().execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()[0] if self.path.exists() else 0
 
     def close(self) -> None:
         if getattr(self, "_db", None) is not None:
@@ -122,6 +133,14 @@ class FileBaseline:
         self.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+class FileBaseline(FileDigests):
+    TABLE, VALUE = "written", Written
+
+
+class FileLedger(FileDigests):
+    TABLE, VALUE = "ledger", TextHash
 
 
 class _transaction:
@@ -135,34 +154,38 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-class QdrantBaseline:
-    """The baseline as points of the state collection, one per point id, addressed by a UUID derived from the apply
-    and the id: written with wait=True in the same page as the copy's write, looked up with one retrieve per page."""
+class QdrantDigests:
+    """Digests per point id as points of the state collection, one per id, addressed by a UUID derived from the
+    records' scope and the id: written with wait=True beside the write they describe, looked up with one retrieve per
+    page."""
 
-    KIND = "baseline"
+    KIND = ""
+    VALUE: type = tuple
 
-    def __init__(self, client, alias: str, plan_hash: str):
-        self.client, self.alias, self.plan_hash = client, alias, plan_hash
+    def __init__(self, client, scope: str):
+        self.client, self.scope = client, scope
 
     def __getstate__(self) -> dict:  # a worker binds its own client
-        return {"client": None, "alias": self.alias, "plan_hash": self.plan_hash}
+        return {"client": None, "scope": self.scope}
 
-    def bound(self, client) -> QdrantBaseline:
-        return QdrantBaseline(client, self.alias, self.plan_hash)
+    def bound(self, client) -> QdrantDigests:
+        bound = type(self).__new__(type(self))
+        bound.client, bound.scope = client, self.scope
+        return bound
 
     def _id(self, point_id) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:{self.KIND}:{self.alias}:{self.plan_hash}:{json.dumps(point_id)}"))
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:{self.KIND}:{self.scope}:{json.dumps(point_id)}"))
 
     @property
     def exists(self) -> bool:
         return self.count() > 0
 
-    def record(self, entries: Iterable[tuple[object, Written]], first_only: bool = False) -> None:
+    def record(self, entries: Iterable[tuple[object, tuple]], first_only: bool = False) -> None:
         from qdrant_client import models
 
         points = [models.PointStruct(id=self._id(point_id), vector={}, payload={
-            "kind": self.KIND, "alias": self.alias, "plan": self.plan_hash, "id": point_id, "source": short(w.source),
-            "payload": short(w.payload)}) for point_id, w in entries]
+            "kind": self.KIND, "scope": self.scope, "id": point_id} | {name: short(digest) for name, digest in zip(self.VALUE._fields, value)})
+            for point_id, value in entries]
         if points:
             ensure_state_collection(self.client)
             mode = {"update_mode": models.UpdateMode.INSERT_ONLY} if first_only else {}
@@ -172,7 +195,7 @@ class QdrantBaseline:
         if not ids or not self.client.collection_exists(STATE_COLLECTION):
             return {}
         found = self.client.retrieve(STATE_COLLECTION, [self._id(point_id) for point_id in ids], with_payload=True)
-        return {point.payload["id"]: Written(point.payload["source"], point.payload["payload"]) for point in found}
+        return {point.payload["id"]: self.VALUE(*(point.payload[name] for name in self.VALUE._fields)) for point in found}
 
     def forget(self, ids: list) -> None:
         from qdrant_client import models
@@ -184,7 +207,7 @@ class QdrantBaseline:
         from qdrant_client import models
 
         return models.Filter(must=[models.FieldCondition(key=key, match=models.MatchValue(value=value))
-                                   for key, value in (("kind", self.KIND), ("alias", self.alias), ("plan", self.plan_hash))])
+                                   for key, value in (("kind", self.KIND), ("scope", self.scope))])
 
     def count(self) -> int:
         if not self.client.collection_exists(STATE_COLLECTION):
@@ -199,6 +222,17 @@ class QdrantBaseline:
 
         if self.client.collection_exists(STATE_COLLECTION):
             self.client.delete(STATE_COLLECTION, points_selector=models.FilterSelector(filter=self._mine()), wait=True)
+
+
+class QdrantBaseline(QdrantDigests):
+    KIND, VALUE = "baseline", Written
+
+    def __init__(self, client, alias: str, plan_hash: str):
+        super().__init__(client, f"{alias}:{plan_hash}")
+
+
+class QdrantLedger(QdrantDigests):
+    KIND, VALUE = "ledger", TextHash
 
 
 def ensure_state_collection(client) -> None:
@@ -256,6 +290,14 @@ class Records:
 
     def _adapter_id(self, vector: str, index: int) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"qmspec:adapter:{self.alias}:{self.plan_hash}:{vector}:{index}"))
+
+    def ledger(self, collection: str, vector: str) -> FileLedger | QdrantLedger:
+        """The ledger of a vector backfilled in place: which text each point's vector was embedded from. It outlives the
+        apply that began it (each apply until the application's query uses the vector catches up against it), so it is
+        keyed by alias, collection and vector, not by plan."""
+        if self.folder is not None:
+            return FileLedger(self.folder / f"{slug(self.alias)}.{slug(collection)}.{slug(vector)}.ledger.sqlite")
+        return QdrantLedger(self.client, f"{self.alias}:{collection}:{vector}")
 
     def adopt_legacy(self) -> bool:
         """Read a 0.1.0 baseline (`.qmspec/baselines/<alias>-<plan>.jsonl`, pages of [id, payload hash]) into this store,

@@ -11,9 +11,10 @@ from typing import Callable
 
 from ..errors import QmspecError
 from ..logs import logger
-from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
-                             LearnAdapter, LoadFiles, RestoreIndexing, SetPayloadIndex, Step, StepTable, SwapAlias, UpdateCollection,
-                             Verify)
+from ..planning.livestate import METADATA_KEY
+from ..planning.plan import (BackfillVector, CatchUp, CatchUpVector, CopyPoints, CreateCollection, CreateShardKeys, CreateVector,
+                             DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter, LoadFiles, RestoreIndexing, SetPayloadIndex, Step,
+                             StepTable, SwapAlias, SwitchQuery, UpdateCollection, Verify)
 from ..planning.record import ApplyRecord, StepRecord
 from . import qdrant_ops
 from .journal import Journal
@@ -42,6 +43,7 @@ class Undoing:
     existing: frozenset
     alias_now: str | None
     drop_new: bool
+    records: object = None  # the apply's records: the ledgers of vectors it added in place
 
     @property
     def moved(self) -> bool:
@@ -109,10 +111,38 @@ def _reverse_create(step: CreateCollection, record: StepRecord, undoing: Undoing
                  lambda: undoing.client.delete_collection(step.collection))]
 
 
-@reverse.register(CreateShardKeys, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector, DeleteVector, RestoreIndexing,
-                  Verify, DeleteCollection)
+@reverse.register(SwitchQuery)
+def _reverse_switch(step: SwitchQuery, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    """The query recorded before, and with it the vectors backfilled and released then, as they were."""
+    before = (record.result or {}).get("before", (record.checkpoint or {}).get("before"))
+    if before is None or step.collection not in undoing.existing:
+        return []
+    shown = f"{step.previous.get('using') or 'fused'}" if step.previous else "none"
+    return [Undo(f"{step.collection}: recorded query restored ({shown}); deploy the application's query back with it",
+                 lambda: qdrant_ops.update_collection(undoing.client, step.collection, {"metadata": {METADATA_KEY: before or None}}))]
+
+
+@reverse.register(CreateVector)
+def _reverse_create_vector(step: CreateVector, record: StepRecord, undoing: Undoing) -> list[Undo]:
+    """A vector this apply added in place is deleted with what was backfilled into it; the collection's other vectors
+    and the points are untouched."""
+    created = (record.result or {}).get("created", (record.checkpoint or {}).get("creating", False))
+    if not created or step.collection not in undoing.existing or step.vector not in qdrant_ops.vector_names(undoing.client, step.collection):
+        return []
+
+    def remove() -> None:
+        undoing.client.delete_vector_name(step.collection, step.vector)
+        if undoing.records is not None:
+            undoing.records.ledger(step.collection, step.vector).discard()
+
+    return [Undo(f"{step.collection}: vector {step.vector} deleted (added in place by this apply)", remove)]
+
+
+@reverse.register(CreateShardKeys, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, BackfillVector, CatchUpVector, DeleteVector,
+                  RestoreIndexing, Verify, DeleteCollection)
 def _nothing_to_reverse(step: Step, record: StepRecord, undoing: Undoing) -> list[Undo]:
-    """Points written into a collection the apply created go with it; a deleted collection cannot come back."""
+    """Points written into a collection the apply created go with it, vectors backfilled in place with their vector; a
+    deleted collection or vector cannot come back."""
     return []
 
 
@@ -123,7 +153,7 @@ def plan_rollback(client, journal: Journal, drop_new: bool) -> list[Undo]:
     if not active or active.status == "rolled_back":
         raise RollbackRefused(f"nothing to roll back for alias {journal.alias}: no apply is recorded since the last rollback")
     existing = frozenset(c.name for c in client.get_collections().collections)
-    undoing = Undoing(client, active, existing, qdrant_ops.current_alias_target(client, active.plan.alias), drop_new)
+    undoing = Undoing(client, active, existing, qdrant_ops.current_alias_target(client, active.plan.alias), drop_new, journal.records())
     return [undo for step, record in reversed(list(zip(active.plan.steps, active.steps))) for undo in reverse(step, record, undoing)]
 
 

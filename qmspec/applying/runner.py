@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..errors import redact
 from ..logs import logger
-from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, Verify
+from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, SwitchQuery, Verify
 from ..project import Target
 from ..sourcefiles import check_source_files
 from .engines import InlineEngine
@@ -44,9 +44,11 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
             state = journal.step(index)
             if state.status == "done":
                 continue
-            if isinstance(step, SwapAlias) and stop_before_swap:
+            if isinstance(step, (SwapAlias, SwitchQuery)) and stop_before_swap:
                 journal.finish("staged")
-                log.info(f"stopped before {title(step)}: the new collection is built and verified, the alias is untouched")
+                log.info(f"stopped before {title(step)}: " + ("the new collection is built and verified, the alias is untouched"
+                                                              if isinstance(step, SwapAlias) else
+                                                              "the new vectors are filled and verified, the recorded query is untouched"))
                 return "staged"
             log.info(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
             resumed = state.status != "pending"  # begun before a crash, a failure or an interruption

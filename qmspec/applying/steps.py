@@ -18,20 +18,21 @@ from ..errors import QmspecError
 from ..logs import logger
 from ..planning.modelfacts import model_needs
 from ..planning.partitions import IdRange
-from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
-                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, StepTable, SwapAlias, UpdateCollection, Verify)
+from ..planning.plan import (BackfillVector, CatchUp, CatchUpVector, CopyPoints, CreateCollection, CreateShardKeys, CreateVector,
+                             DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex,
+                             StepTable, SwapAlias, SwitchQuery, UpdateCollection, Verify)
 from ..project import Target
 from ..sourcefiles import read_records
-from . import qdrant_ops
+from . import in_place, qdrant_ops
 from .engines import InlineEngine
-from .journal import Journal, fault_point
+from .journal import Journal, fault_point, now
 from .partitioned import PointMaker, backfill_partitioned, copy_partitioned
 from .points import embed_into, embed_points
 from .progress import Progress
 from .reconcile import CatchUpCounts, WrittenPage, catch_up, written
 from .records import Records
 from .transfer import OnShardKey, pipelined, scroll_pages, update_vectors, upload
-from .verify import CarriedVectors, VerificationFailed, verify
+from .verify import CarriedVectors, Ledgered, VerificationFailed, verify
 
 DEFAULT_SCROLL_PAGE = 1000
 
@@ -283,7 +284,7 @@ def embed_vectors(step: EmbedVectors, run: Run) -> dict:
 
 def _scroll_page(plan: Plan) -> int:
     """Embedding pages follow the plan's scroll page (local mode re-sorts every id per scroll call: pages of 1,000+)."""
-    return next((s.scroll_page for s in plan.steps if isinstance(s, (CopyPoints, CatchUp))), DEFAULT_SCROLL_PAGE)
+    return next((s.scroll_page for s in plan.steps if isinstance(s, (CopyPoints, CatchUp, CatchUpVector))), DEFAULT_SCROLL_PAGE)
 
 
 @execute.register(CatchUp)
@@ -329,16 +330,97 @@ def copy_ranges(run: Run) -> list[IdRange]:
 @execute.register(CreateVector)
 def create_vector(step: CreateVector, run: Run) -> dict:
     if step.vector in qdrant_ops.vector_names(run.client, step.collection):
-        return {"created": False}
+        return {"created": bool((run.checkpoint() or {}).get("creating"))}  # by this step before a crash, or there already
+    run.save_checkpoint({"creating": True})
     qdrant_ops.create_vector(run.client, step.collection, step.vector, step.sparse, step.config)
     return {"created": True}
 
 
+def _fill(run: Run, step: BackfillVector | CatchUpVector) -> in_place.VectorFill:
+    return in_place.fill_for(run.client, step.collection, step.vector, step.model, step.text_field, step.sparse, step.batch_size)
+
+
+@execute.register(BackfillVector)
+def backfill_vector(step: BackfillVector, run: Run) -> dict:
+    """Fill a vector added in place from the points' texts, page by page from the journaled offset (or in partitions),
+    each write conditional on the text it was embedded from and ledgered (in_place.py)."""
+    _loaded(step.model)
+    position = run.checkpoint() or {"offset": None, "embedded": 0}
+    if position.get("done"):
+        return {"points": position["embedded"]}
+    fill, ledger = _fill(run, step), run.records.ledger(step.collection, step.vector)
+    page_size = max(_scroll_page(run.plan), step.batch_size)
+    progress = Progress(f"backfill {step.vector}", step.points)
+    try:
+        if (step.partitions > 1 or run.engine.workers > 1) and not step.shard_keys:
+            filled = backfill_partitioned(step, run, page_size, lambda rows: fill.write(run.client, rows, ledger), progress, fill, ledger)
+            progress.update(filled, final=True)
+            return {"points": filled}
+        embedded = position["embedded"]
+        for keyed, offset, checkpoint in _per_shard_key(run, step.shard_keys, position, "embedded", progress):
+            pages = scroll_pages(keyed.client, step.collection, page_size, offset, fill.selector, False)
+            embedded += pipelined(pages, fill, lambda rows, client=keyed.client: fill.write(client, rows, ledger), checkpoint)
+        progress.update(embedded, final=True)
+        return {"points": embedded}
+    finally:
+        ledger.close()
+
+
+@execute.register(CatchUpVector)
+def catch_up_vector(step: CatchUpVector, run: Run) -> dict:
+    return _catch_up_in_place(run, step)
+
+
+def _catch_up_in_place(run: Run, step: CatchUpVector, when: str = "") -> dict:
+    _loaded(step.model)
+    ledger = run.records.ledger(step.collection, step.vector)
+    try:
+        done = in_place.catch_up_vector(run.client, _fill(run, step), ledger, max(step.scroll_page, step.batch_size))
+    finally:
+        ledger.close()
+    if done.stale or done.missing:
+        log.info(f"      {when + ': ' if when else ''}{step.vector}: embedded {done.missing} point(s) that lacked it and {done.stale} "
+                 "whose text changed")
+    return done.as_dict()
+
+
+def _catch_up_vectors_again(run: Run, when: str, names: tuple[str, ...] | None = None) -> dict:
+    """The in-place catch-ups of the plan (of `names` only, where given), run once more: the application kept writing
+    only the old vectors since they ran."""
+    counts = {}
+    for step in run.plan.steps:
+        if isinstance(step, CatchUpVector) and (names is None or step.vector in names):
+            counts[step.vector] = _catch_up_in_place(run, step, when)
+    return counts
+
+
+@execute.register(SwitchQuery)
+def switch_query(step: SwitchQuery, run: Run) -> dict:
+    """A last catch-up of the vectors the query starts using, then the new query recorded in the collection's metadata
+    (the record before kept in the checkpoint first, for rollback); the vectors it stops using are released: their
+    observation window starts now. Ledgers of vectors the query now uses are dropped: the application writes them."""
+    caught_up = _catch_up_vectors_again(run, "before the switch", step.backfilled)
+    before = (run.checkpoint() or {}).get("before")
+    if before is None:
+        before = in_place.qmspec_record(run.client, step.collection)
+        run.save_checkpoint({"before": before})
+    after = in_place.switched(before, step.query, step.model, now())
+    qdrant_ops.update_collection(run.client, step.collection, {"metadata": {in_place.METADATA_KEY: after}})
+    for name in step.backfilled:
+        run.records.ledger(step.collection, name).discard()
+    return {"before": before, "caught_up": caught_up}
+
+
 @execute.register(DeleteVector)
 def delete_vector(step: DeleteVector, run: Run) -> dict:
+    """Irreversible: the rules let it through only once the recorded query has not used the vector for the
+    observation window. The metadata remembers the name as deleted (Qdrant 1.18 must not re-create it)."""
     if step.vector not in qdrant_ops.vector_names(run.client, step.collection):
         return {"deleted": False}
     run.client.delete_vector_name(step.collection, step.vector)
+    record = in_place.qmspec_record(run.client, step.collection)
+    qdrant_ops.update_collection(run.client, step.collection, {"metadata": {in_place.METADATA_KEY: in_place.dropped(record, step.vector, now())}})
+    run.records.ledger(step.collection, step.vector).discard()
     return {"deleted": True}
 
 
@@ -364,10 +446,17 @@ def restore_indexing(step: RestoreIndexing, run: Run) -> dict:
 def verify_target(step: Verify, run: Run) -> dict:
     if run.resumed:  # time passed since the catch-up: verify what the swap will serve, not what was copied then
         _catch_up_again(run, "before verifying again")
+        _catch_up_vectors_again(run, "before verifying again")
     local = {need.settings["name"]: need.settings for need in model_needs(run.plan, None)}
     accepted = (run.journal.active.accepted or {}).get("reason")
-    report = verify(run.client, step, local, run.records.baseline, run.baseline_known, copy_ranges(run), accepted=accepted,
-                    carried=_carried_check(run))
+    ledgered = [Ledgered(s.vector, s.text_field, run.records.ledger(s.collection, s.vector)) for s in run.plan.steps
+                if isinstance(s, CatchUpVector) and s.collection == step.target]
+    try:
+        report = verify(run.client, step, local, run.records.baseline, run.baseline_known, copy_ranges(run), accepted=accepted,
+                        carried=_carried_check(run), ledgered=ledgered)
+    finally:
+        for entry in ledgered:
+            entry.ledger.close()
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown(),
                                        "text": report.to_text()}
     log.info(f"      {report.summary()}")

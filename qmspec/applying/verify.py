@@ -45,6 +45,7 @@ class Report:
     target: str
     source: str | None
     checks: list[Check]
+    in_place: bool = False  # what fails holds back the query switch, not an alias swap
 
     @property
     def passed(self) -> bool:
@@ -55,6 +56,10 @@ class Report:
         """Only quality gates failed: what a person may accept (`qmspec apply --accept-quality REASON`)."""
         failed = [check for check in self.checks if not (check.passed or check.accepted)]
         return bool(failed) and all(check.name == "quality" for check in failed)
+
+    @property
+    def held_back(self) -> str:
+        return "the recorded query was not switched" if self.in_place else "the alias was not moved"
 
     def summary(self) -> str:
         """One line for the log: the verdict and each check's result."""
@@ -70,14 +75,15 @@ class Report:
         lines = [f"verification of {self.target}" + (f" against {self.source}" if self.source else ""),
                  f"  {'check':<{width}}  result    detail"]
         lines += [f"  {c.name:<{width}}  {c.result:<8}  {c.detail}" for c in self.checks]
-        lines.append(f"  verdict: {'passed' if self.passed else 'FAILED: the alias stays where it is'}")
+        stays = "the recorded query stays as it is" if self.in_place else "the alias stays where it is"
+        lines.append(f"  verdict: {'passed' if self.passed else 'FAILED: ' + stays}")
         return "\n".join(lines) + "\n"
 
     def to_markdown(self) -> str:
         lines = [f"### Verification of `{self.target}`" + (f" against `{self.source}`" if self.source else ""), "",
                  "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c.name} | {'**FAIL**' if c.result == 'FAIL' else c.result} | {c.detail} |" for c in self.checks]
-        lines += ["", f"**{'Passed' if self.passed else 'Failed: the alias was not moved'}**"]
+        lines += ["", f"**{'Passed' if self.passed else 'Failed: ' + self.held_back}**"]
         return "\n".join(lines) + "\n"
 
 
@@ -106,20 +112,31 @@ class VerificationFailed(QmspecError):
     def __init__(self, report: Report):
         self.report = report
         failed = ", ".join(check.name for check in report.checks if not (check.passed or check.accepted))
-        super().__init__(f"verification of {report.target} failed ({failed}); the alias was not moved and the apply stays open")
+        super().__init__(f"verification of {report.target} failed ({failed}); {report.held_back} and the apply stays open")
+
+
+@dataclass(frozen=True)
+class Ledgered:
+    """A vector backfilled in place, with its ledger: verify checks every point's vector was embedded from its text."""
+
+    vector: str
+    text_field: str
+    ledger: object
 
 
 def verify(client, step, local: dict | None = None, baseline=None, known: bool = False, ranges: list[IdRange] | None = None,
-           page_size: int = 1000, accepted: str | None = None, carried: CarriedVectors | None = None) -> Report:
+           page_size: int = 1000, accepted: str | None = None, carried: CarriedVectors | None = None,
+           ledgered: list[Ledgered] = ()) -> Report:
     """`local` maps a model name to the settings this machine runs it with (a local path, a device), from the plan:
     the metadata records which model, never where its weights lie here. `baseline` records what qmspec wrote
     (`known`: this apply kept one), so points the application wrote to the target are told apart; `ranges` are the
     copy's partitions, compared one after the other. `accepted`: the reason a person gave for accepting failed
-    quality gates (journaled). `carried`: the vectors the copy carried, checked against their source point by point."""
+    quality gates (journaled). `carried`: the vectors the copy carried, checked against their source point by point.
+    `ledgered`: vectors backfilled in place, each point's checked to come from the text it holds now."""
     checks = []
     carried = carried if carried and carried.carry and step.source else None
     planned = ["count"] * step.count + [f"vector {name}" for name in step.vectors] + ["payloads"] * (step.payload_mode != "off")
-    planned += ["carried vectors"] * bool(carried)
+    planned += ["carried vectors"] * bool(carried) + [f"{entry.vector} from current texts" for entry in ledgered]
     planned += [f"agreement on {check.using}: {len(check.queries)} queries" for check in (step.search, step.sparse) if check]
     planned += ["settings"] * bool(step.settings)
     planned += ["quality on judged queries"] * bool(step.quality)
@@ -138,13 +155,15 @@ def verify(client, step, local: dict | None = None, baseline=None, known: bool =
         checks.append(check_payloads(step, compared))
     if carried:
         checks.append(check_carried(carried, compared))
+    for entry in ledgered:
+        checks.append(check_current(client, step.target, entry, page_size))
     if step.search:
         checks.append(check_search(client, step, step.search, False, local or {}))
     if step.sparse:
         checks.append(check_search(client, step, step.sparse, True, local or {}))
     if step.quality:
         checks.append(check_quality(client, step, local or {}, accepted))
-    return Report(step.target, step.source, checks)
+    return Report(step.target, step.source, checks, step.in_place)
 
 
 def check_quality(client, step, local: dict, accepted: str | None) -> Check:
@@ -222,6 +241,18 @@ def check_vector_complete(client, collection: str, vector: str, source: str | No
 
 def _having(client, collection: str, vector: str) -> int:
     return client.count(collection, count_filter=models.Filter(must=[models.HasVectorCondition(has_vector=vector)]), exact=True).count
+
+
+def check_current(client, collection: str, entry: Ledgered, page_size: int) -> Check:
+    """Every point's vector backfilled in place was embedded from the text the point holds now (its ledger), none
+    left of a text the application edited since."""
+    from .in_place import stale
+
+    compared, moved, shown = stale(client, collection, entry.vector, entry.text_field, entry.ledger, page_size)
+    detail = f"{compared - moved:,} of {compared:,} points' {entry.vector} embedded from their current {entry.text_field!r}"
+    if moved:
+        detail += f" (older text: {', '.join(map(str, shown))}...; the application edited them during verify: apply again)"
+    return Check(f"{entry.vector} current", not moved, detail, {"compared": compared, "stale": moved})
 
 
 def check_payloads(step, compared: Parity | None) -> Check:
@@ -348,7 +379,7 @@ def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
     there is nothing to agree with: not applicable."""
     name = "sparse agreement" if sparse else "agreement"
     using, k = check.using, check.k
-    if not sparse and not step.source:
+    if not sparse and not step.source and not getattr(check, "against", None):
         return Check(name, True, "not applicable (nothing to compare with: no previous collection)", applicable=False)
     target_meta = recorded_models(client, step.target)
     new_model = target_meta.get(using)
@@ -373,6 +404,12 @@ def check_search(client, step, check: dict, sparse: bool, local: dict) -> Check:
 
 
 def _reference(client, step, using: str, sparse: bool, target_meta: dict):
+    against = getattr(step.search, "against", None) if not sparse else None
+    if against:  # in place: the vector the application queries now, on the same collection
+        settings = (target_meta.get(against) or {}).get("model_settings")
+        if not settings:
+            return f"{step.target} records no runnable model for {against!r}, so its results cannot be computed to agree with"
+        return step.target, against, settings
     if sparse:
         dense = [name for name, meta in target_meta.items() if meta.get("model_settings") and not meta.get("sparse")]
         if not dense:

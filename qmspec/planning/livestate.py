@@ -19,6 +19,41 @@ def recorded_vectors(metadata: dict | None) -> dict:
     return ((metadata or {}).get(METADATA_KEY) or {}).get("vectors") or {}
 
 
+def recorded(metadata: dict | None, key: str, default=None):
+    """One entry of qmspec's record in a collection's metadata:
+    - `query`, `query_model`: the query the application runs there ({"using"} or {"prefetch", "fusion", "limit"});
+    - `query_since`: when that query was recorded (ISO 8601, UTC);
+    - `released`: vector -> when the recorded query stopped using it (what an in-place drop waits on);
+    - `backfill`: vector -> {"text_field"}: vectors added in place that the application's query does not use yet, which
+      every apply catches up (the application still writes only the old vectors);
+    - `deleted`: vector -> when qmspec deleted it in place (Qdrant 1.18 must not re-create that name, qdrant#9317)."""
+    value = ((metadata or {}).get(METADATA_KEY) or {}).get(key)
+    return default if value is None else value
+
+
+def query_vectors(query: dict | None) -> set[str]:
+    """The vectors a query (Qdrant's Query API shape) searches."""
+    if not query:
+        return set()
+    return {entry["using"] for entry in query["prefetch"]} if "prefetch" in query else {query["using"]}
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A node-wide resource quota (Qdrant 1.19+, `GET /quotas`): the limits in percent, the highest usage any peer
+    reports, what those are percentages of (from telemetry, where the server tells it), and the resources a peer is
+    refusing writes over now. Enforced with or without strict mode."""
+
+    enabled: bool
+    max_disk_percent: int | None = None
+    max_memory_percent: int | None = None
+    disk_percent: int | None = None
+    memory_percent: int | None = None
+    disk_bytes: int | None = None
+    memory_bytes: int | None = None
+    exceeded: tuple[str, ...] = ()  # "disk", "memory"
+
+
 @dataclass(frozen=True)
 class LiveDenseVector:
     name: str  # "" for a collection's single unnamed vector
@@ -49,6 +84,8 @@ class LiveCollection:
     settings: CollectionSettings = CollectionSettings()
     metadata: dict = field(default_factory=dict)
     status: str = "green"
+    lacking: dict = field(default_factory=dict)  # vector backfilled in place -> points without it (read for those only)
+    footprint: int | None = None  # bytes of vectors and payloads, the server's estimate (telemetry); None: not known
 
     @property
     def unnamed(self) -> bool:
@@ -79,6 +116,8 @@ class LiveState:
     collections: dict = field(default_factory=dict)  # name -> LiveCollection
     aliases: dict = field(default_factory=dict)  # alias -> collection
     files: dict = field(default_factory=dict)  # source file path -> record count
+    observed_at: float | None = None  # when it was read (epoch seconds): observation windows end against it
+    quota: Quota | None = None  # None: no quota API (embedded store, servers before 1.19) or not readable with this key
 
     def aliases_of(self, collection: str) -> list[str]:
         return sorted(alias for alias, target in self.aliases.items() if target == collection)
@@ -112,5 +151,7 @@ def _pinned(collection: LiveCollection) -> dict:
     """A collection's values with its settings at the top level, as plans saved before settings were grouped pin them;
     settings added later are pinned only when set, so saved plans of collections without them stay valid."""
     values = asdict(collection)
+    for moving in ("lacking", "footprint"):  # change with every write: a saved plan does not depend on them
+        values.pop(moving)
     settings = values.pop("settings")
     return values | {name: value for name, value in settings.items() if name not in PINNED_WHEN_SET or value not in (None, {}, (), [])}

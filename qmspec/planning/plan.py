@@ -92,13 +92,15 @@ class AgreementCheck:
     using: str | None
     k: int
     min_overlap: float
+    against: str | None = None  # in place: the vector of the same collection the results agree with; since 0.2
 
     def to_json(self) -> dict:
-        return {"queries": list(self.queries), "using": self.using, "k": self.k, "min_overlap": self.min_overlap}
+        return ({"queries": list(self.queries), "using": self.using, "k": self.k, "min_overlap": self.min_overlap}
+                | ({"against": self.against} if self.against else {}))
 
     @classmethod
     def from_json(cls, data: dict) -> AgreementCheck:
-        return cls(tuple(data["queries"]), data.get("using"), data["k"], data["min_overlap"])
+        return cls(tuple(data["queries"]), data.get("using"), data["k"], data["min_overlap"], data.get("against"))
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,52 @@ class EmbedVectors(Step):
 
 
 @dataclass(frozen=True)
+class BackfillVector(EmbedVectors):
+    """Fill a vector just added to a live collection from its points' texts while the application keeps writing (the
+    current guide's in-place path, Qdrant 1.18+). Each write is conditional on the text it was embedded from
+    (`update_filter`), so a text edited meanwhile is never given a vector of its old text, and each point's text hash
+    goes in the vector's ledger, kept where the journal is, for the catch-ups that follow."""
+
+    kind: ClassVar[str] = "backfill_vector"
+
+
+@dataclass(frozen=True)
+class CatchUpVector(Step):
+    """Bring a vector backfilled in place up to date with what the application wrote since: embed the points that lack
+    it (inserted, or re-written without it) and those whose text changed since their vector was computed (per the
+    ledger), each write conditional on the text as read. Planned by every apply until the application's query uses it."""
+
+    kind: ClassVar[str] = "catch_up_vector"
+    collection: str
+    vector: str
+    sparse: bool
+    model: dict
+    text_field: str
+    batch_size: int
+    scroll_page: int
+    shard_keys: tuple[str | int, ...] = ()
+
+    @property
+    def embedding(self) -> Embedding:
+        return Embedding(self.model, self.text_field, self.sparse)
+
+
+@dataclass(frozen=True)
+class SwitchQuery(Step):
+    """Record that the application runs `query` on the collection from now on (its deploy goes with this apply): rule
+    BC201, `drift` and the drop of the vectors it stops using are judged against the recorded query. The vectors it
+    starts using that were backfilled in place get one last catch-up right before."""
+
+    kind: ClassVar[str] = "switch_query"
+    collection: str
+    query: dict  # Qdrant's Query API shape, as Spec.query_shape
+    model: str | None  # the query model of a single-vector query
+    previous: dict  # the recorded query before ({}: none was recorded)
+    previous_model: str | None
+    backfilled: tuple[str, ...]  # vectors it starts using that were backfilled in place
+
+
+@dataclass(frozen=True)
 class CatchUp(Step):
     """After the long copy and embedding: re-copy points that changed in the source meanwhile (payload hash),
     add the ones inserted, remove the ones deleted, and embed the vectors of every point it touched."""
@@ -316,6 +364,7 @@ class Verify(Step):
     sparse: AgreementCheck | None = field(default=None, metadata=EMPTY_MEANS_NONE)
     settings: dict = field(default_factory=dict)  # what the target must have before it serves: CollectionSettings.stated()
     quality: QualityGates | None = field(default=None, metadata=EMPTY_MEANS_NONE)
+    in_place: bool = field(default=False, metadata=SINCE_0_2)  # new vectors of a live collection, before its query switches
 
 
 @dataclass(frozen=True)
@@ -360,7 +409,8 @@ class StepTable:
 STEP_TYPES: dict[str, type[Step]] = {
     cls.kind: cls
     for cls in (CreateCollection, CreateShardKeys, SetPayloadIndex, LoadFiles, LearnAdapter, CopyPoints, EmbedVectors, CatchUp, CreateVector,
-                DeleteVector, UpdateCollection, RestoreIndexing, Verify, SwapAlias, DeleteCollection)
+                BackfillVector, CatchUpVector, SwitchQuery, DeleteVector, UpdateCollection, RestoreIndexing, Verify, SwapAlias,
+                DeleteCollection)
 }
 
 
@@ -389,7 +439,7 @@ def _load_embeds(step: LoadFiles) -> tuple[Work, ...]:
     return tuple(Work(vector, embedding, step.points, files=step.files, id_field=step.id_field) for vector, embedding in step.embed.items())
 
 
-@embeds.register(EmbedVectors)
+@embeds.register(EmbedVectors, BackfillVector)
 def _backfill_embeds(step: EmbedVectors) -> tuple[Work, ...]:
     return (Work(step.vector, step.embedding, step.points, collection=step.collection),)
 
@@ -405,8 +455,13 @@ def _catch_up_embeds(step: CatchUp) -> tuple[Work, ...]:
     return tuple(Work(vector, embedding, 0, collection=step.source) for vector, embedding in step.embed.items())
 
 
+@embeds.register(CatchUpVector)
+def _vector_catch_up_embeds(step: CatchUpVector) -> tuple[Work, ...]:
+    return (Work(step.vector, step.embedding, 0, collection=step.collection),)
+
+
 @embeds.register(CreateCollection, CreateShardKeys, SetPayloadIndex, CreateVector, DeleteVector, UpdateCollection, RestoreIndexing,
-                 Verify, SwapAlias, DeleteCollection)
+                 Verify, SwapAlias, DeleteCollection, SwitchQuery)
 def _embeds_nothing(step: Step) -> tuple[Work, ...]:
     return ()
 
@@ -443,6 +498,7 @@ class Plan:
     models: dict = field(default_factory=dict)  # model name -> the preflight's facts the plan was made with
     format: int = PLAN_FORMAT
     against: dict | None = field(default=None, metadata=SINCE_0_2)  # what it was planned against: {kind, where, version, existed, chosen_by}
+    strategy: str = field(default="", metadata=SINCE_0_2)  # the guide's path the planner chose, and why, in a sentence
 
     @property
     def refused(self) -> bool:

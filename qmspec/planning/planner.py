@@ -16,11 +16,12 @@ from .capabilities import NOT_APPLICABLE_EMBEDDED, applies
 from .diff import (Change, CollectionSetting, ModelUnrecorded, PayloadIndexChanged, ShardKeysMissing, VectorAdded, VectorRemoved, VectorSetting,
                    applicable, diff_collection, identity_change, same_model, setting_name)
 from .modelfacts import ModelFacts
-from .livestate import METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, recorded_vectors
-from .plan import (AgreementCheck, CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector,
-                   EmbedVectors, Carry, Embedding, LearnAdapter, LoadFiles, Plan, Prior, QualityGates, RestoreIndexing, ServingQuery,
-                   SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify, embeds)
-from .rules import RuleContext, check_rules
+from .livestate import (METADATA_KEY, LiveCollection, LiveDenseVector, LiveSparseVector, LiveState, query_vectors, recorded,
+                        recorded_vectors)
+from .plan import (AgreementCheck, BackfillVector, CatchUp, CatchUpVector, CopyPoints, CreateCollection, CreateShardKeys, CreateVector,
+                   DeleteCollection, DeleteVector, EmbedVectors, Carry, Embedding, LearnAdapter, LoadFiles, Plan, Prior, QualityGates,
+                   RestoreIndexing, ServingQuery, SetPayloadIndex, Step, SwapAlias, SwitchQuery, UpdateCollection, Verify, embeds)
+from .rules import RuleContext, check_rules, in_place_obstacle, next_name
 from .partitions import partition_count
 from .settings import PAYLOAD_INDEXES, SHARD_KEYS, CollectionSettings
 from .spec import DenseVectorSpec, SearchCheck, Spec, SparseVectorSpec
@@ -54,7 +55,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         changes: tuple[Change, ...] = ()
     else:
         changes = tuple(_applicable(diff_collection(spec, situation.target), live, notes))
-        steps = in_place_steps(spec, situation, changes, notes) + alias_steps(spec, live, situation)
+        steps = in_place_steps(spec, live, situation, changes, notes) + alias_steps(spec, live, situation)
     steps = tuple(steps)
     findings = check_rules(RuleContext(spec, live, situation.alias_target, situation.target, situation.source, changes, steps))
     touched = sorted({name for step in steps for name in step.collections} | {spec.collection} |
@@ -74,6 +75,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         env=spec.env,
         models={name: dataclasses.asdict(facts) for name, facts in sorted(situation.models.items())},
         against=against,
+        strategy=strategy(spec, live, situation, steps),
     )
 
 
@@ -321,7 +323,8 @@ def stamp(spec: Spec, carried: dict | None = None, only: list[str] | None = None
         elif vector.model:
             vectors[vector.name] = recorded_identity(vector, models)
     stamped = {"alias": spec.alias, "spec_hash": spec.spec_hash, "vectors": vectors}
-    return {METADATA_KEY: stamped | ({"query": spec.query_shape} if spec.query_shape else {})}
+    query = {"query": spec.query_shape} | ({"query_model": spec.query_model} if spec.query_model else {}) if spec.query_shape else {}
+    return {METADATA_KEY: stamped | query}
 
 
 def recorded_identity(vector, models: dict[str, ModelFacts] | None = None) -> dict:
@@ -361,10 +364,11 @@ def embedding_of(vector) -> Embedding:
     return Embedding(vector.model.settings, vector.text_field, isinstance(vector, SparseVectorSpec))
 
 
-def _embed_step(spec: Spec, collection: str, vector, points: int, settings: CollectionSettings) -> EmbedVectors:
+def _embed_step(spec: Spec, collection: str, vector, points: int, settings: CollectionSettings,
+                kind: type[EmbedVectors] = EmbedVectors) -> EmbedVectors:
     embedding = embedding_of(vector)
     keys = _custom_keys(settings)
-    return EmbedVectors(collection=collection, vector=vector.name, sparse=embedding.sparse, model=embedding.model,
+    return kind(collection=collection, vector=vector.name, sparse=embedding.sparse, model=embedding.model,
                         text_field=embedding.text_field, batch_size=spec.migration.batch_size,
                         parallel=spec.migration.parallel, points=points, shard_keys=keys,
                         partitions=1 if keys else partition_count(spec.migration.partitions, points))
@@ -425,13 +429,15 @@ def _quality_args(spec: Spec, current: LiveCollection | None) -> QualityGates | 
                         spec.query_shape, serving)
 
 
-def current_query(wanted: dict, current: LiveCollection) -> dict | None:
+def current_query(wanted: dict, current: LiveCollection, excluding: list[str] = ()) -> dict | None:
     """The query that runs on `current`: the one qmspec recorded there, else `wanted` restricted to the vectors
-    `current` records a runnable model for (verify's baseline, compare's bare collection)."""
-    runnable = {name for name, identity in recorded_vectors(current.metadata).items() if identity.get("model_settings")}
-    recorded = (current.metadata.get(METADATA_KEY) or {}).get("query")
-    if recorded and {entry["using"] for entry in recorded.get("prefetch", [recorded])} <= runnable:
-        return recorded
+    `current` records a runnable model for (verify's baseline, compare's bare collection). `excluding`: vectors being
+    added in place, which hold nothing the application queries yet."""
+    runnable = {name for name, identity in recorded_vectors(current.metadata).items()
+                if identity.get("model_settings") and name not in excluding}
+    recorded_query = recorded(current.metadata, "query")
+    if recorded_query and query_vectors(recorded_query) <= runnable:
+        return recorded_query
     vectors = [entry["using"] for entry in wanted.get("prefetch", [wanted])] if wanted else []
     kept = [entry for entry in wanted.get("prefetch", ()) if entry["using"] in runnable]
     if len(kept) > 1:
@@ -441,14 +447,24 @@ def current_query(wanted: dict, current: LiveCollection) -> dict | None:
     return {"using": usable[0]} if usable else None
 
 
-def _agreement(check: SearchCheck | None) -> AgreementCheck | None:
-    return AgreementCheck(check.queries, check.using, check.k, check.min_overlap) if check else None
+def _agreement(check: SearchCheck | None, fresh: str | None = None, now: dict | None = None) -> AgreementCheck | None:
+    """verify.search / verify.sparse as verify runs them. In place (`fresh`: the new dense vector, `now`: the query the
+    application runs), the new vector's results agree with the old vector's on the same collection."""
+    if not check:
+        return None
+    if fresh and now and "using" in now and now["using"] != fresh:
+        return AgreementCheck(check.queries, fresh, check.k, check.min_overlap, against=now["using"])
+    return AgreementCheck(check.queries, check.using, check.k, check.min_overlap)
 
 
 # ---------------------------------------------------------------- an existing collection
 
 
-def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...], notes: list[str]) -> list[Step]:
+def in_place_steps(spec: Spec, live: LiveState, situation: Situation, changes: tuple[Change, ...], notes: list[str]) -> list[Step]:
+    """Settings, indexes and shard keys changed in place; then the current guide's path for vectors (Qdrant 1.18+ with
+    named vectors): add each new vector, backfill it while the application writes, catch it up, verify it against what
+    the application queries now on the same collection, switch the recorded query, and drop what that query no longer
+    uses once the observation window has passed. The rules refuse what the server cannot do, naming the spec change."""
     target = situation.target
     if any(isinstance(change, ShardKeysMissing) for change in changes):
         _require_custom_sharding(spec, target.settings)
@@ -461,21 +477,78 @@ def in_place_steps(spec: Spec, situation: Situation, changes: tuple[Change, ...]
             steps.append(CreateShardKeys(target.name, tuple(change.new)))
         elif isinstance(change, PayloadIndexChanged):
             steps.append(SetPayloadIndex(target.name, change.field, change.new, change.old))
-    for change in changes:
-        if isinstance(change, VectorAdded):
-            vector = spec.vector(change.vector)
-            if vector.carry_from:
-                raise PlanningError(f"{change.vector}: `carry` copies from another collection and needs a new one; "
-                                    f"change `collection:` in {spec.file}, or embed it with `model:`")
-            config = {"modifier": vector.modifier} if change.sparse else _dense_config(vector)  # what create_vector_name takes
-            steps.append(CreateVector(target.name, vector.name, change.sparse, config))
-            steps.append(_embed_step(spec, target.name, vector, target.points, target.settings))
-        elif isinstance(change, VectorRemoved):
-            steps.append(DeleteVector(target.name, change.vector, change.sparse))
         elif isinstance(change, ModelUnrecorded):
             notes.append(f"{change.vector}: {target.name} records no model; assuming its vectors come from "
                          f"{change.new['model']} and recording it")
+    added = [spec.vector(change.vector) for change in changes if isinstance(change, VectorAdded)]
+    for vector in added:
+        if vector.carry_from:
+            raise PlanningError(f"{vector.name}: `carry` copies from another collection and needs a new one; "
+                                f"change `collection:` in {spec.file}, or embed it with `model:`")
+        sparse = isinstance(vector, SparseVectorSpec)
+        config = {"modifier": vector.modifier} if sparse else _dense_config(vector)  # create_vector_name, then its settings
+        steps.append(CreateVector(target.name, vector.name, sparse, config))
+        steps.append(_embed_step(spec, target.name, vector, target.points, target.settings, BackfillVector))
+        notes.append(f"{vector.name}: add to {target.name} in place and embed with {vector.model.name}")
+    fresh = [vector.name for vector in added] + backfilling(spec, target)
+    for name in fresh:
+        steps.append(_catch_up_vector(spec, target, spec.vector(name)))
+    serving_query, serving_model = recorded(target.metadata, "query", {}), recorded(target.metadata, "query_model")
+    switching = situation.alias_target == target.name and bool(spec.query_shape) and (
+        spec.query_shape != serving_query or bool(serving_model and spec.query_model and serving_model != spec.query_model))
+    if added or (switching and query_vectors(spec.query_shape) & set(fresh)):
+        steps.append(_verify_in_place(spec, live, target, fresh))
+    if switching and (serving_query or query_vectors(spec.query_shape) & set(fresh)):
+        steps.append(SwitchQuery(target.name, spec.query_shape, spec.query_model, serving_query, recorded(target.metadata, "query_model"),
+                                 tuple(name for name in fresh if name in query_vectors(spec.query_shape))))
+    for change in changes:
+        if isinstance(change, VectorRemoved):
+            steps.append(DeleteVector(target.name, change.vector, change.sparse))
     return steps
+
+
+def backfilling(spec: Spec, target: LiveCollection) -> list[str]:
+    """Vectors an earlier apply added in place that the application's recorded query does not use yet: until it does,
+    the application writes only the old ones, so each apply catches these up."""
+    return [name for name in recorded(target.metadata, "backfill", {}) if spec.vector(name) and target.vector(name)]
+
+
+def _catch_up_vector(spec: Spec, target: LiveCollection, vector) -> CatchUpVector:
+    embedding = embedding_of(vector)
+    return CatchUpVector(target.name, vector.name, embedding.sparse, embedding.model, embedding.text_field, spec.migration.batch_size,
+                         spec.migration.scroll_page, _custom_keys(target.settings))
+
+
+def _verify_in_place(spec: Spec, live: LiveState, target: LiveCollection, fresh: list[str]) -> Verify:
+    """Verify on the same collection: every point holds every vector (a named-vector write can be dropped silently,
+    qdrant#9521), and the judged queries run with the query that uses the new vectors beside the query the
+    application runs now, on the same points."""
+    verify = spec.verify
+    now = current_query(spec.query_shape, target, excluding=fresh)
+    candidate = _candidate_query(spec, fresh)
+    quality = None
+    if verify.quality and candidate:
+        check = verify.quality
+        quality = QualityGates(check.judgments, check.fingerprint, check.metrics, check.depth, check.minimum, check.max_drop, candidate,
+                               ServingQuery(target.name, now) if now else None)
+    return Verify(source=None, source_files=(), id_field=spec.source.id_field, target=target.name, expected_points=target.points,
+                  count=False, vectors=tuple(v.name for v in (*spec.vectors, *spec.sparse_vectors)) if verify.vectors else (),
+                  payload_mode="off", payload_sample=verify.payload_sample,
+                  search=_agreement(verify.search, fresh_dense(spec, fresh), now), sparse=_agreement(verify.sparse),
+                  settings=_checkable(spec.settings.stated(), live), quality=quality, in_place=True)
+
+
+def fresh_dense(spec: Spec, fresh: list[str]) -> str | None:
+    dense = [name for name in fresh if isinstance(spec.vector(name), DenseVectorSpec)]
+    return dense[0] if len(dense) == 1 else None
+
+
+def _candidate_query(spec: Spec, fresh: list[str]) -> dict | None:
+    """The query verify scores for the new vectors: the spec's where it uses them, else the one new dense vector alone."""
+    if query_vectors(spec.query_shape) & set(fresh):
+        return spec.query_shape
+    dense = fresh_dense(spec, fresh)
+    return {"using": dense} if dense else None
 
 
 def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, ...], models: dict) -> tuple[dict, dict]:
@@ -488,11 +561,19 @@ def _in_place_update(spec: Spec, target: LiveCollection, changes: tuple[Change, 
             group = "sparse_vectors" if change.sparse else "vectors"
             update.setdefault(group, {}).setdefault(change.vector, {})[change.field] = change.new
             previous.setdefault(group, {}).setdefault(change.vector, {})[change.field] = _same_keys(change.old, change.new)
-    recorded = [c.vector for c in changes if isinstance(c, (ModelUnrecorded, VectorAdded))]
-    if recorded:
+    stamped_vectors = [c.vector for c in changes if isinstance(c, (ModelUnrecorded, VectorAdded))]
+    added = [c.vector for c in changes if isinstance(c, VectorAdded)]
+    if stamped_vectors:
         current = target.metadata.get(METADATA_KEY) or {}
-        stamped = stamp(spec, only=recorded, models=models)[METADATA_KEY]
-        update["metadata"] = {METADATA_KEY: current | stamped | {"vectors": (current.get("vectors") or {}) | stamped["vectors"]}}
+        stamped = stamp(spec, only=stamped_vectors, models=models)[METADATA_KEY]
+        record = current | stamped | {"vectors": (current.get("vectors") or {}) | stamped["vectors"]}
+        for key in ("query", "query_model"):  # the application's query changes when this plan switches it, not before
+            record.pop(key, None)
+            if key in current:
+                record[key] = current[key]
+        if added:
+            record["backfill"] = (current.get("backfill") or {}) | {name: {"text_field": spec.vector(name).text_field} for name in added}
+        update["metadata"] = {METADATA_KEY: record}
         previous["metadata"] = {METADATA_KEY: current or None}
     return update, previous
 
@@ -531,3 +612,47 @@ def estimate(steps: tuple[Step, ...], models: dict[str, ModelFacts]) -> dict:
     embedding = [{"vector": item.vector, "model": item.embedding.model["name"]} | models[item.embedding.model["name"]].estimate(item.texts)
                  for item in work if item.embedding.model["name"] in models]
     return figures | ({"embedding": embedding} if embedding else {})
+
+
+# ---------------------------------------------------------------- the guide's path, said
+
+
+def strategy(spec: Spec, live: LiveState, situation: Situation, steps: tuple[Step, ...]) -> str:
+    """Which path of Qdrant's model-migration guide the plan takes, and why, in one sentence for the plan's reader."""
+    target, old = situation.target, situation.replaced
+    if target is None:
+        if old is None:
+            return f"new collection: {spec.collection} is created, filled and verified, then alias {spec.alias} points at it"
+        return (f"new collection and alias swap: {spec.collection} is built beside {old.name}, verified, then alias {spec.alias} "
+                f"swaps to it atomically, {old.name} staying the rollback target; {_why_not_in_place(old, live)}")
+    added = [step.vector for step in steps if isinstance(step, CreateVector)]
+    if added:
+        cannot = in_place_obstacle(target, live)
+        if cannot:
+            return f"needs a new collection: {cannot}; set `collection: {next_name(target.name)}` in {spec.file}"
+        return (f"in place: add {', '.join(added)} to {target.name}, backfill while the application writes, verify on the same "
+                f"collection, then switch the query (the guide's zero-downtime path on Qdrant 1.18+ with named vectors: no second "
+                f"collection, no alias swap)")
+    said = []
+    catch_up = [step.vector for step in steps if isinstance(step, CatchUpVector)]
+    if catch_up:
+        said.append(f"catch up {', '.join(catch_up)} with the application's writes (its recorded query does not use "
+                    f"{'them' if len(catch_up) > 1 else 'it'} yet)")
+    if any(isinstance(step, SwitchQuery) for step in steps):
+        said.append("switch the application's recorded query once verified")
+    dropped = [step.vector for step in steps if isinstance(step, DeleteVector)]
+    if dropped:
+        said.append(f"drop {', '.join(dropped)} (irreversible), which the recorded query no longer uses")
+    if any(isinstance(step, (UpdateCollection, SetPayloadIndex, CreateShardKeys)) for step in steps) and not said:
+        said.append(f"change {target.name}'s settings")
+    if any(isinstance(step, SwapAlias) for step in steps):
+        said.append(f"point alias {spec.alias} at {target.name}")
+    return f"in place: {'; '.join(said)}" if said else ""
+
+
+def _why_not_in_place(old: LiveCollection, live: LiveState) -> str:
+    obstacle = in_place_obstacle(old, live)
+    if obstacle:
+        return f"the guide's path here because {obstacle}"
+    return (f"chosen by the new `collection:` name (keeping {old.name} would add the new vectors to it in place, as the guide "
+            "advises on Qdrant 1.18+ with named vectors)")

@@ -7,17 +7,23 @@ cannot make at all, so accepting them would only move the failure to apply time.
 """
 from __future__ import annotations
 
+import calendar
+import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import capabilities
 from .diff import Change, CreateOnlySetting, ModelChanged, VectorShape, identity_change
-from .livestate import LiveCollection, LiveState
+from .flow import compact
+from .livestate import LiveCollection, LiveState, query_vectors, recorded
+from .modelfacts import duration
 from .plan import (CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors, Finding, LoadFiles,
-                   SetPayloadIndex, Step, SwapAlias, UpdateCollection, Verify)
+                   SetPayloadIndex, Step, SwapAlias, SwitchQuery, UpdateCollection, Verify)
 from .spec import Spec
 
 LARGE_MULTIVECTOR_DIM = 96  # ColBERT-style token vectors: every point stores many of them
+RETIRED = {"MF306": "0.2.0: dense to hybrid in place is what the guide advises on Qdrant 1.18+; MF303 gates it on a judged fused query"}
 
 
 @dataclass(frozen=True)
@@ -123,10 +129,36 @@ def delete_drops_other_aliases(ctx: RuleContext):
             yield f"{delete.collection!r} also serves alias(es) {', '.join(others)}; Qdrant would drop them with it (an outage)", ("cleanup",)
 
 
-@rule("DS103", "error", "named vector deleted in place", "keep the vector in the spec, or migrate to a new collection without it (change `collection:`)")
-def vector_deleted_in_place(ctx: RuleContext):
+@rule("DS103", "error", "named vector dropped in place before its observation window passed",
+      "wait until `cleanup.observe_for` has passed since the application's query stopped using it (plan again then), shorten "
+      "`cleanup.observe_for`, or accept DS103 in `policy.allow`: the drop cannot be undone")
+def vector_dropped_too_soon(ctx: RuleContext):
+    """The guide deletes the old vector field only once the new one serves; qmspec knows that from the query it
+    recorded and from when it stopped using the vector. A drop of a vector the query still uses is BC205's."""
     for step in ctx.steps_of(DeleteVector):
-        yield f"{step.vector!r} would be deleted from live collection {step.collection!r}, with every stored value", ("vectors",)
+        collection = ctx.live.collections.get(step.collection)
+        query = recorded(collection.metadata, "query") if collection else None
+        if query and step.vector in query_vectors(query):
+            continue
+        message = _too_soon(ctx, step, collection, query)
+        if message:
+            yield message, ("cleanup", "observe_for") if ctx.spec.line_of("cleanup", "observe_for") else ("vectors",)
+
+
+def _too_soon(ctx: RuleContext, step: DeleteVector, collection: LiveCollection | None, query: dict | None) -> str:
+    window = ctx.spec.observe_for_s
+    if not query:
+        return (f"{step.collection!r} records no query the application runs, so nothing says {step.vector!r} is unused; "
+                f"`qmspec import` records it, or accept DS103 to drop it with every stored value")
+    since = (recorded(collection.metadata, "released", {}) or {}).get(step.vector) or recorded(collection.metadata, "query_since")
+    if since is None or ctx.live.observed_at is None:
+        return (f"{step.collection!r} records no time since which the application's query ({compact(query)}) leaves "
+                f"{step.vector!r} alone, so its observation window cannot be told")
+    unqueried = ctx.live.observed_at - calendar.timegm(time.strptime(since, "%Y-%m-%dT%H:%M:%SZ"))
+    if unqueried >= window:
+        return ""
+    return (f"the application's query ({compact(query)}) has left {step.vector!r} alone since {since}, {duration(max(unqueried, 0))} "
+            f"ago; `cleanup.observe_for` asks for {duration(window)}: {duration(window - unqueried)} left before it can be dropped")
 
 
 @rule("DS104", "error", "vector size, distance, datatype or multivector changed in place",
@@ -214,6 +246,18 @@ def serving_loses_setting(ctx: RuleContext):
                     _stated_or_collection(ctx, "shard_keys")
 
 
+@rule("BC205", "error", "dropping a vector the application's recorded query uses",
+      "switch the query first: apply a spec whose `query:` no longer uses it and that keeps the vector; drop it in a later "
+      "apply, once `cleanup.observe_for` has passed", allowable=False)
+def dropping_queried_vector(ctx: RuleContext):
+    for step in ctx.steps_of(DeleteVector):
+        collection = ctx.live.collections.get(step.collection)
+        query = recorded(collection.metadata, "query") if collection else None
+        if query and step.vector in query_vectors(query):
+            yield (f"the application queries {step.collection!r} with {compact(query)} (recorded by qmspec), which searches "
+                   f"{step.vector!r}: dropping it would fail every search"), _vector_key(ctx.spec, step.vector) if ctx.spec.vector(step.vector) else ("query",)
+
+
 def _stated_or_collection(ctx: RuleContext, key: str) -> tuple:
     """Point at the spec's key where it is written, else at `collection:`, the line that moves the alias."""
     return (key,) if ctx.spec.line_of(key) else ("collection",)
@@ -296,33 +340,100 @@ def truncation_of_non_matryoshka(ctx: RuleContext):
                 yield f"{name!r} keeps the first {carry.truncate_to} dimensions of {carry.source_vector!r}; prefixes of other models lose much recall", _vector_key(ctx.spec, name)
 
 
-@rule("MF305", "error", "named vector added to an existing collection in place",
-      "migrate to a new collection with every vector defined up front (change `collection:`), or accept with `policy.allow: [MF305]` on Qdrant 1.18+")
-def vector_added_in_place(ctx: RuleContext):
+@rule("MF305", "error", "vector added in place with nothing measuring its search quality",
+      "add `verify.quality` with judgments (the guide's \"verify search quality\" before the switch), or at least `verify.search`")
+def added_in_place_unmeasured(ctx: RuleContext):
+    """The guide verifies the new vector's search quality before the application switches to it; presence counts
+    alone say nothing of relevance. Sparse vectors are MF303's."""
+    if ctx.spec.verify.quality or ctx.spec.verify.search:
+        return
     for step in ctx.steps_of(CreateVector):
         if not step.sparse:
-            yield (f"{step.vector!r} would be added to live collection {step.collection!r}; every existing point lacks it until "
-                   "the backfill ends and queries using it return partial results"), _vector_key(ctx.spec, step.vector)
+            yield (f"{step.vector!r} is added to live collection {step.collection!r} and nothing compares its results with what the "
+                   "application queries now before the query switches to it"), _vector_key(ctx.spec, step.vector)
+    created = {step.vector for step in ctx.steps_of(CreateVector)}
+    for step in ctx.steps_of(SwitchQuery):
+        for name in step.backfilled:
+            if name not in created:
+                yield (f"the query switches to {name!r}, backfilled in place, and nothing compares its results with "
+                       f"{compact(step.previous) if step.previous else 'the query before'}"), ("query",)
 
 
-@rule("MF306", "error", "sparse vectors added to a dense-only collection in place",
-      "create a new collection with dense and sparse vectors (change `collection:`) and re-embed both, or accept with `policy.allow: [MF306]` on Qdrant 1.18+")
-def sparse_added_in_place(ctx: RuleContext):
+@rule("MF307", "error", "the node's resource quota leaves too little room for the migration",
+      "free disk or memory on the fullest node, or raise the quota (`PUT /quotas`); store the new vector on disk or quantized to "
+      "need less; or accept MF307 if usage will fall meanwhile")
+def quota_headroom(ctx: RuleContext):
+    """Qdrant 1.19 refuses every write once a node is at its quota, with or without strict mode: an in-place add needs
+    room for one more vector per point, a new collection about as much again as the one it replaces."""
+    quota = ctx.live.quota
+    if quota is None or not quota.enabled:
+        return
+    for resource in quota.exceeded:
+        yield f"a node is over its {resource} quota now and refuses every write until usage falls below the limit", ("collection",)
+    if quota.exceeded:
+        return
+    disk, memory = needed_bytes(ctx)
+    for resource, need, limit, used, capacity in (("disk", disk, quota.max_disk_percent, quota.disk_percent, quota.disk_bytes),
+                                                  ("memory", memory, quota.max_memory_percent, quota.memory_percent, quota.memory_bytes)):
+        if not (need and limit and used is not None and capacity):
+            continue
+        room = max(limit - used, 0) / 100 * capacity
+        if need > room:
+            yield (f"this plan writes about {_size(need)} to {resource} ({', '.join(sorted(what_needs(ctx)))}); the {resource} quota "
+                   f"({limit}% of {_size(capacity)}, {used}% used on the fullest node) leaves {_size(room)}: writes would be refused "
+                   "midway"), ("collection",)
+
+
+BYTES_PER_ELEMENT = {"float32": 4, "float16": 2, "uint8": 1}
+
+
+def needed_bytes(ctx: RuleContext) -> tuple[int, int]:
+    """(disk, memory) the plan's new vectors and collections take, estimated: a vector of n float32 dimensions takes 4n
+    bytes per point (a multivector at least that); a new collection about what the one it replaces takes."""
+    disk = memory = 0
     for step in ctx.steps_of(CreateVector):
-        if step.sparse:
-            yield f"sparse {step.vector!r} would be added to live collection {step.collection!r}, whose points have no sparse values", _vector_key(ctx.spec, step.vector)
+        collection = ctx.live.collections.get(step.collection)
+        if collection is None or step.sparse:
+            continue
+        size = collection.points * step.config["size"] * BYTES_PER_ELEMENT.get(step.config.get("datatype", "float32"), 4)
+        disk += size
+        memory += 0 if step.config.get("on_disk") else size
+    for step in ctx.steps_of(CreateCollection):
+        replaced = ctx.live.collections.get(step.inherited_from or "") or ctx.source
+        if replaced is None:
+            continue
+        size = replaced.footprint or replaced.points * sum(config["size"] * BYTES_PER_ELEMENT.get(config.get("datatype", "float32"), 4)
+                                                             for config in step.vectors.values())
+        disk += size
+        memory += sum(0 if config.get("on_disk") else replaced.points * config["size"] * 4 for config in step.vectors.values())
+    return disk, memory
+
+
+def what_needs(ctx: RuleContext) -> set[str]:
+    return ({f"vector {step.vector} in {step.collection}" for step in ctx.steps_of(CreateVector) if not step.sparse}
+            | {f"collection {step.collection}" for step in ctx.steps_of(CreateCollection)})
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
 
 
 # ---------------------------------------------------------------- RQ: server capabilities
 
 
 @rule("RQ401", "error", "adding or deleting a named vector in place needs Qdrant 1.18+",
-      "upgrade the server, or migrate to a new collection (change `collection:`)", allowable=False)
+      "give the collection a new name (the message names one): qmspec creates it with every vector, copies the points and swaps "
+      "the alias, the guide's path before 1.18; or upgrade the server", allowable=False)
 def vector_change_needs_1_18(ctx: RuleContext):
     if capabilities.supports(ctx.live.server_version, "create_vector_name"):
         return
     for step in ctx.steps_of(CreateVector, DeleteVector):
-        yield f"server {ctx.live.server_version} cannot {step.kind.replace('_', ' ')} {step.vector!r}", _vector_key(ctx.spec, step.vector)
+        yield (f"server {ctx.live.server_version} cannot {'add' if isinstance(step, CreateVector) else 'delete'} {step.vector!r} "
+               f"in place; set `collection: {next_name(step.collection)}` in {ctx.spec.file}"), ("collection",)
 
 
 @rule("RQ402", "error", "insert-only update mode needs Qdrant 1.17+",
@@ -343,14 +454,58 @@ def metadata_needs_1_16(ctx: RuleContext):
         yield f"server {ctx.live.server_version} stores no collection metadata", ("collection",)
 
 
+@rule("RQ404", "error", "re-creating a vector name deleted in place needs Qdrant 1.19+",
+      "give the vector another name, or upgrade the server to 1.19 (on 1.18 a re-created name can bring back the deleted "
+      "vectors, qdrant#9317)", allowable=False)
+def deleted_name_reused(ctx: RuleContext):
+    if capabilities.supports(ctx.live.server_version, "vector_name_reuse_safe"):
+        return
+    for step in ctx.steps_of(CreateVector):
+        collection = ctx.live.collections.get(step.collection)
+        deleted = recorded(collection.metadata, "deleted", {}) if collection else {}
+        if step.vector in deleted:
+            yield (f"{step.vector!r} was deleted from {step.collection!r} at {deleted[step.vector]}; server "
+                   f"{ctx.live.server_version} may resurrect its old values when the name is created again: Qdrant 1.19 fixes it"), \
+                _vector_key(ctx.spec, step.vector)
+
+
+@rule("RQ405", "error", "an unnamed vector cannot become named vectors in place",
+      "give the collection a new name (the message names one): qmspec creates it with named vectors, copies the points and swaps "
+      "the alias", allowable=False)
+def unnamed_to_named_in_place(ctx: RuleContext):
+    for step in ctx.steps_of(CreateVector):
+        collection = ctx.live.collections.get(step.collection)
+        if collection is not None and collection.unnamed:
+            yield (f"{step.collection!r} holds one unnamed vector; Qdrant cannot add {step.vector!r} beside it or rename it; set "
+                   f"`collection: {next_name(step.collection)}` in {ctx.spec.file}"), ("collection",)
+
+
+def next_name(collection: str) -> str:
+    """docs -> docs_v2, docs_v3 -> docs_v4: the new collection name a refusal suggests."""
+    match = re.fullmatch(r"(.*_v)(\d+)", collection)
+    return f"{match.group(1)}{int(match.group(2)) + 1}" if match else f"{collection}_v2"
+
+
+def in_place_obstacle(collection: LiveCollection, live: LiveState) -> str | None:
+    """Why named vectors cannot be added to `collection` in place on this server (None: they can)."""
+    if collection.unnamed:
+        return f"{collection.name} has an unnamed vector, which Qdrant cannot turn into named vectors in place"
+    if not capabilities.supports(live.server_version, "create_vector_name"):
+        return f"Qdrant {live.server_version} cannot add a named vector to a collection in place (1.18+)"
+    return None
+
+
 # ---------------------------------------------------------------- PF: performance
 
 
 @rule("PF501", "error", "large multivectors (ColBERT) in RAM next to dense vectors during migration",
       "set `on_disk: true` on the multivector while the migration runs (co-located ColBERT vectors slow every query, dense ones too)")
 def multivector_in_ram(ctx: RuleContext):
+    """Also for a multivector added in place: Qdrant creates it with the collection's defaults (in RAM), and the plan
+    moves it to disk right after, before the backfill, where the spec says `on_disk: true`."""
     multivectors = [v for v in ctx.spec.vectors if v.multivector and v.size >= LARGE_MULTIVECTOR_DIM and not v.on_disk]
-    has_dense = any(not v.multivector for v in ctx.spec.vectors)
+    has_dense = any(not v.multivector for v in ctx.spec.vectors) or any(
+        not vector.multivector for collection in (ctx.target,) if collection for vector in collection.vectors)
     if has_dense and ctx.steps:
         for vector in multivectors:
             yield f"{vector.name!r} is a {vector.size}-d multivector kept in RAM", ("vectors", vector.name, "on_disk")

@@ -36,6 +36,13 @@ IDENTITY_KEYS = ("model", "revision", "prompts", "truncate_dim", "dimensions", "
 TOKENIZER_DEFAULTS = {"language": "english", "stopwords": True, "stemming": True}
 TOKENIZER_OPTIONS = (*TOKENIZER_DEFAULTS, "k", "b", "avg_len")
 LOCAL_SETTINGS = ("path", "device", "batch_size")  # how this machine runs a model: never recorded in Qdrant
+DEFAULT_OBSERVE_FOR_S = 86400.0  # a day of the application's traffic without the old vector before it can be dropped
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> float:
+    """"24h" -> 86400.0 (the schema admits <digits><s|m|h|d|w> only)."""
+    return float(int(duration[:-1]) * DURATION_UNITS[duration[-1]])
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,7 @@ class Spec:
     verify: VerifySpec = VerifySpec()
     cleanup_old: str = "keep"
     cleanup_when: str = "after_verify"
+    observe_for_s: float = DEFAULT_OBSERVE_FOR_S  # cleanup.observe_for: how long a vector goes unqueried before its in-place drop
     allow: frozenset = frozenset()
     spec_hash: str = ""
     lines: dict = field(default_factory=dict, compare=False, repr=False)
@@ -589,6 +597,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         ),
         cleanup_old=cleanup.get("old_collection", "keep"),
         cleanup_when=cleanup.get("when", "after_verify"),
+        observe_for_s=seconds(cleanup.get("observe_for", "24h")),
         allow=frozenset(data.get("policy", {}).get("allow", [])),
         spec_hash=spec_hash(data),
         lines=dict(context.document.lines),

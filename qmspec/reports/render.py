@@ -4,13 +4,13 @@ from __future__ import annotations
 from ..planning.livestate import METADATA_KEY, recorded_vectors
 from ..planning.flow import compact
 from ..planning.modelfacts import duration
-from ..planning.plan import (CatchUp, CopyPoints, CreateCollection, CreateShardKeys, CreateVector, DeleteCollection, DeleteVector, EmbedVectors,
-                             LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step, StepTable, SwapAlias, UpdateCollection,
-                             Verify)
+from ..planning.plan import (BackfillVector, CatchUp, CatchUpVector, CopyPoints, CreateCollection, CreateShardKeys, CreateVector,
+                             DeleteCollection, DeleteVector, EmbedVectors, LearnAdapter, LoadFiles, Plan, RestoreIndexing, SetPayloadIndex, Step,
+                             StepTable, SwapAlias, SwitchQuery, UpdateCollection, Verify)
 from ..planning.settings import PAYLOAD_INDEXES
 
 SYMBOLS = {CreateCollection: "+", LoadFiles: "+", CopyPoints: "+", EmbedVectors: "+", CreateVector: "+", CreateShardKeys: "+",
-           SetPayloadIndex: "~",
+           BackfillVector: "+", SetPayloadIndex: "~", CatchUpVector: "~", SwitchQuery: "~",
            CatchUp: "~", LearnAdapter: "?",
            UpdateCollection: "~", RestoreIndexing: "~", Verify: "?", SwapAlias: "~",
            DeleteVector: "-", DeleteCollection: "-"}
@@ -95,6 +95,35 @@ def _embed_vectors(step: EmbedVectors) -> tuple[str, list[str]]:
             [line for line in details if line])
 
 
+@describe.register(BackfillVector)
+def _backfill_vector(step: BackfillVector) -> tuple[str, list[str]]:
+    title, details = _embed_vectors(step)
+    return (title.replace("embed ", "backfill ", 1) + " while the application writes",
+            details + ["each write conditional on the text it was embedded from; text hashes kept in the vector's ledger"])
+
+
+@describe.register(CatchUpVector)
+def _catch_up_vector(step: CatchUpVector) -> tuple[str, list[str]]:
+    return (f"catch up {'sparse ' if step.sparse else ''}{step.vector} in {step.collection} with the application's writes",
+            [f"embed with {step.model['name']} the points that lack it and those whose {step.text_field!r} changed since (ledger), "
+             "conditional on the text as read"])
+
+
+@describe.register(SwitchQuery)
+def _switch_query(step: SwitchQuery) -> tuple[str, list[str]]:
+    before = _query(step.previous, step.previous_model) if step.previous else "none recorded"
+    details = [f"recorded query: {before} -> {_query(step.query, step.model)}; deploy the application's query change with this apply"]
+    if step.backfilled:
+        details.append(f"last catch-up of {', '.join(step.backfilled)} right before")
+    return f"switch the application's query on {step.collection}", details
+
+
+def _query(query: dict, model: str | None) -> str:
+    if "prefetch" in query:
+        return f"{query['fusion']} of {' + '.join(entry['using'] for entry in query['prefetch'])}"
+    return query["using"] + (f" ({model})" if model else "")
+
+
 @describe.register(LearnAdapter)
 def _learn_adapter(step: LearnAdapter) -> tuple[str, list[str]]:
     return (f"learn a linear map {step.source}.{step.from_vector} -> {step.model['name']} for {step.vector}",
@@ -116,7 +145,8 @@ def _create_vector(step: CreateVector) -> tuple[str, list[str]]:
 
 @describe.register(DeleteVector)
 def _delete_vector(step: DeleteVector) -> tuple[str, list[str]]:
-    return f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}", []
+    return (f"delete {'sparse ' if step.sparse else ''}vector {step.vector} from live collection {step.collection}",
+            ["IRREVERSIBLE: its stored values are gone; rollback cannot bring them back"])
 
 
 @describe.register(UpdateCollection)
@@ -151,6 +181,10 @@ def _restore_indexing(step: RestoreIndexing) -> tuple[str, list[str]]:
 
 @describe.register(Verify)
 def _verify(step: Verify) -> tuple[str, list[str]]:
+    if step.in_place:
+        compared = (f": {_query(step.quality.query, None)} against {_query(step.quality.current.query, None)}"
+                    if step.quality and step.quality.current else "")
+        return f"verify {step.target} in place{compared}", [_gates(step)]
     against = step.source or (f"{len(step.source_files)} source file(s)" if step.source_files else "")
     return f"verify {step.target}" + (f" against {against}" if against else " as it is"), [_gates(step)]
 
@@ -201,7 +235,8 @@ def _gates(step: Verify) -> str:
         gates.append(f"payloads ({step.payload_mode if step.payload_mode == 'all' else f'sample of {step.payload_sample}'})")
     for name, check in (("search", step.search), ("sparse", step.sparse)):
         if check:
-            gates.append(f"{name} on {check.using}: {len(check.queries)} queries, overlap@{check.k} >= {check.min_overlap}")
+            gates.append(f"{name} on {check.using}{f' against {check.against}' if check.against else ''}: {len(check.queries)} queries, "
+                         f"overlap@{check.k} >= {check.min_overlap}")
     if step.settings:
         gates.append("settings " + ", ".join(step.settings))
     if step.quality:
@@ -209,7 +244,7 @@ def _gates(step: Verify) -> str:
         limits = [f"min {metric} {value}" for metric, value in quality.minimum.items()]
         limits += [f"max_drop {metric} {value}" + ("" if quality.current else " (n/a: nothing to compare with)")
                    for metric, value in quality.max_drop.items()]
-        against = f" and on {quality.current.collection}" if quality.current else ""
+        against = f" and on {quality.current.collection}" if quality.current and quality.current.collection != step.target else ""
         gates.append(f"quality: {', '.join(quality.metrics)} of judged queries ({', '.join(quality.judgments)}) on {step.target}{against}"
                      + (f"; {', '.join(limits)}" if limits else ""))
     return "; ".join(gates) if gates else "no gates"
@@ -235,7 +270,14 @@ def summary(plan: Plan) -> str:
     return (f"Plan: collections {kinds.count(CreateCollection)} to create, {kinds.count(UpdateCollection)} to change in place, "
             f"{kinds.count(DeleteCollection)} to delete; aliases {kinds.count(SwapAlias)} to point; "
             f"points {e['points_to_copy']:,} to copy, {e['points_to_load']:,} to load; vectors {e['vectors_to_embed']:,} to embed, "
-            f"{e['vectors_to_carry']:,} to carry.")
+            f"{e['vectors_to_carry']:,} to carry" + _in_place_counts(kinds) + ".")
+
+
+def _in_place_counts(kinds: list[type]) -> str:
+    added, dropped = kinds.count(CreateVector), kinds.count(DeleteVector)
+    if not (added or dropped):
+        return ""
+    return f"; named vectors {added} to add in place, {dropped} to drop" + (" (irreversible)" if dropped else "")
 
 
 def estimates(plan: Plan) -> list[str]:
@@ -276,6 +318,8 @@ def render_text(plan: Plan) -> str:
     if plan.against:
         lines.append(f"against {against(plan.against)}")
     lines.append(f"alias {plan.alias} serves {prior.alias_target} now" if prior.alias_target else f"alias {plan.alias} does not exist yet")
+    if plan.strategy:
+        lines.append(f"strategy: {plan.strategy}")
     if plan.steps:
         lines.append("")
     for number, step in enumerate(plan.steps, 1):
@@ -312,6 +356,8 @@ def render_markdown(plan: Plan) -> str:
         lines += [f"Against {against(plan.against, markdown=True)}.", ""]
     target = plan.prior.alias_target
     lines.append(f"Alias `{plan.alias}` serves `{target}` now." if target else f"Alias `{plan.alias}` does not exist yet.")
+    if plan.strategy:
+        lines += ["", f"Strategy: {_md(plan.strategy)}."]
     lines.append("")
     if plan.steps:
         lines += ["| # | | step | details |", "|---|---|---|---|"]

@@ -11,6 +11,9 @@ def describe_status(record: AliasRecord, lock: dict | None, live: LiveState) -> 
     active = record.active
     report = {"format": 1, "alias": record.alias, "serves": live.aliases.get(record.alias), "lock": lock, "last_apply": None,
               "history": [asdict(entry) for entry in record.history]}
+    serving = live.collections.get(report["serves"] or "")
+    if serving is not None and serving.lacking:  # vectors added in place that the application's query does not use yet
+        report["backfilling"] = {"collection": serving.name, "lacking": dict(serving.lacking)}
     if active:
         report["last_apply"] = {
             "plan_hash": active.plan_hash, "status": active.status, "started_at": active.started_at,
@@ -33,9 +36,19 @@ def render_status(report: dict) -> str:
             extra = f"  {_progress(step['checkpoint'])}" if step["checkpoint"] and step["status"] != "done" else ""
             error = f"  error: {step['error']}" if step.get("error") else ""
             lines.append(f"  {number}. {step['kind']:<18} {step['status']}{extra}{error}")
+    lines += _backfilling(report)
     lock = report["lock"]
     lines.append(f"lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}" if lock else "lock: free")
     return "\n".join(lines)
+
+
+def _backfilling(report: dict) -> list[str]:
+    """Vectors added in place whose backfill the application's writes keep open: what the next apply catches up."""
+    backfilling = report.get("backfilling")
+    if not backfilling:
+        return []
+    return [f"vector {vector} (added in place, not queried yet): {count:,} point(s) of {backfilling['collection']} lack it"
+            + ("; the next apply of the spec embeds them" if count else "") for vector, count in backfilling["lacking"].items()]
 
 
 def _progress(checkpoint: dict) -> str:
@@ -55,6 +68,7 @@ def render_status_markdown(report: dict) -> str:
         lines += ["", f"Last apply: plan `{last['plan_hash']}` -> `{last['collection']}`: **{last['status']}**", "",
                   "| # | step | status |", "|---|---|---|"]
         lines += [f"| {n} | {step['kind']} | {step['status']} |" for n, step in enumerate(last["steps"], 1)]
+    lines += [f"- {line}" for line in _backfilling(report)]
     lock = report["lock"]
     lines += ["", f"Lock: held by pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')}." if lock else "Lock: free."]
     return "\n".join(lines) + "\n"
