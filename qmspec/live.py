@@ -62,59 +62,50 @@ RELEASE_MARGIN = 5  # percentage points Qdrant waits below a limit before it tak
 def read_quota(client) -> Quota | None:
     """The node-wide quota (Qdrant 1.19+, `GET /quotas`) with the fullest peer's usage, and the capacities telemetry
     reports; None where the server has no quota API or this key may not read it (it needs global access)."""
-    try:
-        status = client.http.quotas_api.get_quotas().result
-    except Exception:  # noqa: BLE001 - a 404 before 1.19, a 403 for a collection-scoped key, gRPC-only clients: no quota known
+    status = _get(client, "/quotas")
+    if not status or not isinstance(status.get("config"), dict):
         return None
-    if status is None:
-        return None
-    config, peers = status.config, list((status.peers or {}).values())
-    readings = peers or [status.usage]
-    disk = [reading.disk_usage_percent for reading in readings if reading.disk_usage_percent is not None]
-    memory = [reading.resident_memory_percent for reading in readings if reading.resident_memory_percent is not None]
-    margin = RELEASE_MARGIN if config.release_margin_percent is None else config.release_margin_percent
-    exceeded = set()
-    for peer in peers:
-        if getattr(peer, "exceeded", False):
-            over_disk = config.max_disk_usage_percent and (peer.disk_usage_percent or 0) >= config.max_disk_usage_percent - margin
-            over_memory = config.max_resident_memory_percent and (peer.resident_memory_percent or 0) >= config.max_resident_memory_percent - margin
-            over = {name for name, yes in (("disk", over_disk), ("memory", over_memory)) if yes}
-            exceeded |= over or {"disk or memory"}
-    disk_bytes, memory_bytes = _capacities(client)
-    return Quota(enabled=bool(config.enabled), max_disk_percent=config.max_disk_usage_percent,
-                 max_memory_percent=config.max_resident_memory_percent, disk_percent=max(disk) if disk else None,
-                 memory_percent=max(memory) if memory else None, disk_bytes=disk_bytes, memory_bytes=memory_bytes,
-                 exceeded=tuple(sorted(exceeded)))
-
-
-def _capacities(client) -> tuple[int | None, int | None]:
-    """(disk, memory) in bytes of the node that answered, from telemetry (KiB there)."""
-    try:
-        system = client.http.service_api.telemetry(details_level=0).result.app.system
-    except Exception:  # noqa: BLE001 - telemetry may be off or forbidden: capacity unknown
-        return None, None
-    if system is None:
-        return None, None
-    return (system.disk_size * 1024 if system.disk_size else None), (system.ram_size * 1024 if system.ram_size else None)
+    config = status["config"]
+    peers = list((status.get("peers") or {}).values())
+    readings = peers or [status.get("usage") or {}]
+    disk = [reading["disk_usage_percent"] for reading in readings if reading.get("disk_usage_percent") is not None]
+    memory = [reading["resident_memory_percent"] for reading in readings if reading.get("resident_memory_percent") is not None]
+    limits = {"disk": config.get("max_disk_usage_percent"), "memory": config.get("max_resident_memory_percent")}
+    margin = RELEASE_MARGIN if config.get("release_margin_percent") is None else config["release_margin_percent"]
+    exceeded: set[str] = set()
+    for peer in (peer for peer in peers if peer.get("exceeded")):  # which resource: the one near its limit
+        used = {"disk": peer.get("disk_usage_percent"), "memory": peer.get("resident_memory_percent")}
+        over = {name for name, limit in limits.items() if limit and (used[name] or 0) >= limit - margin}
+        exceeded |= over or {"disk or memory"}
+    system = ((_get(client, "/telemetry", {"details_level": 0}) or {}).get("app") or {}).get("system") or {}
+    return Quota(enabled=bool(config.get("enabled")), max_disk_percent=limits["disk"], max_memory_percent=limits["memory"],
+                 disk_percent=max(disk) if disk else None, memory_percent=max(memory) if memory else None,
+                 disk_bytes=system["disk_size"] * 1024 if system.get("disk_size") else None,  # KiB in telemetry
+                 memory_bytes=system["ram_size"] * 1024 if system.get("ram_size") else None, exceeded=tuple(sorted(exceeded)))
 
 
 def read_footprints(client) -> dict[str, int]:
-    """collection -> bytes of its vectors and payloads on this node, the server's own estimate (telemetry)."""
-    try:
-        telemetry = client.http.service_api.telemetry(details_level=3).result.collections
-    except Exception:  # noqa: BLE001
-        return {}
+    """collection -> bytes of its vectors and payloads on the node that answered, the server's own estimate (telemetry)."""
+    collections = ((_get(client, "/telemetry", {"details_level": 3}) or {}).get("collections") or {}).get("collections") or []
     sizes = {}
-    for entry in (telemetry.collections or []) if telemetry else []:
-        entry = getattr(entry, "root", entry)
-        total = 0
-        for shard in getattr(entry, "shards", None) or []:
-            local = shard.local
-            if local is not None:
-                total += (local.vectors_size_bytes or 0) + (local.payloads_size_bytes or 0)
-        if total:
-            sizes[entry.id] = total
+    for entry in collections:
+        total = sum((shard.get("local") or {}).get("vectors_size_bytes") or 0 for shard in entry.get("shards") or ()) + \
+            sum((shard.get("local") or {}).get("payloads_size_bytes") or 0 for shard in entry.get("shards") or ())
+        if total and entry.get("id"):
+            sizes[entry["id"]] = total
     return sizes
+
+
+def _get(client, path: str, params: dict | None = None) -> dict | None:
+    """The `result` of a GET on the server's REST API as plain JSON: these answers grow fields from release to release,
+    which a model of one client version would refuse. None where the call fails (absent before 1.19, forbidden to a
+    collection-scoped key, a gRPC-only or embedded client)."""
+    try:
+        answer = client.http.client.request(type_=dict, method="GET", url=path, params=params or {})
+    except Exception:  # noqa: BLE001 - any failure means: not known
+        return None
+    result = answer.get("result") if isinstance(answer, dict) else None
+    return result if isinstance(result, dict) else None
 
 
 def server_version(client) -> str | None:

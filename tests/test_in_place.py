@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
@@ -199,3 +200,49 @@ def test_a_quota_refusal_stops_the_step_resumably_with_the_reason(project, monke
     resumed = cli(*APPLY, cwd=project)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     check_end_state(project / "store", old, Application(project / "store"))
+
+
+def test_where_strict_mode_refuses_the_condition_writes_go_unconditionally_and_the_texts_are_read_back(project):
+    """Strict mode with `unindexed_filtering_update: false` refuses the filter on an unindexed text field: the fill
+    says so once, writes without the condition, reads back the texts it wrote over, and embeds again any that moved."""
+    from qdrant_client import models
+
+    from qmspec.applying.in_place import VectorFill, text_hash
+    from qmspec.applying.records import FileLedger
+    from qmspec.errors import QdrantAccessError
+
+    from .in_place import PLUGIN, fresh_of
+
+    client = QdrantClient(path=str(project / "store"))
+    client.create_vector_name("docs_v1", "fresh", models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=16, distance="Cosine")))
+
+    class Strict:
+        """The store as a strict-mode server answers: a filtered update on an unindexed field is refused; one text is
+        edited by the application right after the first unconditional write."""
+
+        def __init__(self):
+            self.edited = False
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def update_vectors(self, collection, points, update_filter=None, **kwargs):
+            if update_filter is not None:
+                raise QdrantAccessError('update_vectors failed: HTTP 403: Index required but not found for "text" of one of the '
+                                        "following types: [keyword]. Help: Create an index for this key or use a different filter.")
+            client.update_vectors(collection, points=points, **kwargs)
+            if not self.edited:
+                self.edited = True
+                client.set_payload(collection, payload={"text": "edited between the write and the read-back"}, points=[points[0].id])
+
+    fill = VectorFill("docs_v1", "fresh", {"name": "hash-b", "backend": PLUGIN, "options": {"size": 16}}, "text", False, 32)
+    page, _ = client.scroll("docs_v1", limit=40, with_payload=fill.selector)
+    ledger = FileLedger(project / "ledger.sqlite")
+    fill.write(Strict(), fill(page), ledger)
+    stored = {p.id: p for p in client.retrieve("docs_v1", [p.id for p in page], with_payload=True, with_vectors=["fresh"])}
+    assert stored[page[0].id].payload["text"] == "edited between the write and the read-back"
+    assert all(np.allclose(point.vector["fresh"], fresh_of(point.payload["text"]), atol=1e-5) for point in stored.values())
+    known = ledger.lookup(list(stored))
+    assert all(known[point_id] == text_hash(point.payload["text"]) for point_id, point in stored.items())  # the ledger says so too
+    ledger.close()
+    client.close()

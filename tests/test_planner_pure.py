@@ -168,3 +168,91 @@ def test_metadata_records_a_portable_identity_never_a_path():
     assert "/home/me" not in str(recorded)
     assert plan.steps[1].embed["dense"].model["path"] == "/home/me/models/e5"  # the step still loads it from there
     assert plan.estimate["embedding"] == [{"vector": "dense", "model": E5.name, "texts": 10, "seconds": 0.0}]
+
+
+# ---------------------------------------------------------------- the current guide's in-place path
+
+MPNET = ModelSpec(name="mpnet", backend="sentence-transformers")
+GROWN = dict(collection="docs_v1", vectors=(DenseVectorSpec("dense", 384, "Cosine", model=MINI), DenseVectorSpec("mpnet", 768, "Cosine", model=MPNET)))
+
+
+def grown(**overrides) -> Spec:
+    from qmspec.planning.spec import SearchCheck, VerifySpec
+
+    return spec(**(GROWN | {"verify": VerifySpec(search=SearchCheck(("reset password",), "mpnet", 10, 0.3))} | overrides))
+
+
+@pytest.mark.parametrize("version, refused, strategy", [
+    ("1.17.9", {"RQ401"}, "needs a new collection: Qdrant 1.17.9 cannot add a named vector to a collection in place (1.18+); "
+                          "set `collection: docs_v2` in spec.yaml"),
+    ("1.18.0", set(), "in place: add mpnet to docs_v1"),
+    ("1.19.0", set(), "in place: add mpnet to docs_v1"),
+])
+def test_a_kept_name_adds_the_vector_in_place_from_1_18_and_names_the_spec_change_before(version, refused, strategy):
+    plan = plan_migration(grown(), live(collection(), version=version))
+    assert {code for code in codes(plan) if plan.refused} == refused
+    assert plan.strategy.startswith(strategy)
+    assert kinds(plan) == ["update_collection", "create_vector", "backfill_vector", "catch_up_vector", "verify"]
+
+
+@pytest.mark.parametrize("version, refused", [("1.18.2", True), ("1.19.0", False)])
+def test_a_name_deleted_in_place_is_created_again_only_from_1_19(version, refused):
+    deleted = collection(metadata={"qmspec": {"vectors": {"dense": {"model": "minilm"}}, "deleted": {"mpnet": "2026-11-30T10:00:00Z"}}})
+    plan = plan_migration(grown(), live(deleted, version=version))
+    assert ("RQ404" in codes(plan)) is refused
+    if refused:
+        assert "Qdrant 1.19 fixes it" in next(f.message for f in plan.findings if f.code == "RQ404")
+
+
+def test_an_unnamed_collection_cannot_get_named_vectors_in_place_and_the_refusal_says_the_new_name():
+    unnamed = collection(vectors=(LiveDenseVector("", 384, "Cosine"),), metadata={})
+    plan = plan_migration(grown(vectors=(DenseVectorSpec("mpnet", 768, "Cosine", model=MPNET),)), live(unnamed))
+    finding = next(f for f in plan.findings if f.code == "RQ405")
+    assert finding.refuses and "set `collection: docs_v2` in spec.yaml" in finding.message
+
+
+def test_a_new_collection_name_keeps_the_alias_swap_and_says_the_in_place_path_exists():
+    plan = plan_migration(grown(collection="docs_v2"), live(collection()))
+    assert "create_collection" in kinds(plan) and "swap_alias" in kinds(plan)
+    assert plan.strategy.startswith("new collection and alias swap") and "in place" in plan.strategy
+
+
+def quota(**values):
+    from qmspec.planning.livestate import Quota
+
+    return Quota(**({"enabled": True, "max_disk_percent": 90, "disk_percent": 50, "disk_bytes": 10 << 30} | values))
+
+
+@pytest.mark.parametrize("points, used, refused", [(1000, 50, False), (2_000_000, 89, True)])
+def test_quota_headroom_is_checked_for_an_in_place_add(points, used, refused):
+    state = dataclasses.replace(live(collection(points=points)), quota=quota(disk_percent=used))
+    plan = plan_migration(grown(), state)
+    assert ("MF307" in codes(plan)) is refused  # 2M x 768 float32 = 5.7 GiB against 1% of 10 GiB
+
+
+def test_a_new_collection_needs_about_what_the_old_one_takes():
+    old = collection(points=1000, footprint=3 << 30)  # the server's own estimate: 3 GiB
+    state = dataclasses.replace(live(old), quota=quota(disk_percent=70))  # 20% of 10 GiB left
+    finding = next(f for f in plan_migration(spec(), state).findings if f.code == "MF307")
+    assert "about 3.0 GiB to disk (collection docs_v2)" in finding.message and "leaves 2.0 GiB" in finding.message
+
+
+def test_a_node_over_its_quota_refuses_any_plan_that_writes():
+    state = dataclasses.replace(live(collection()), quota=quota(exceeded=("disk",)))
+    finding = next(f for f in plan_migration(spec(), state).findings if f.code == "MF307")
+    assert "over its disk quota now" in finding.message
+
+
+def test_dropping_needs_the_recorded_query_to_have_left_the_vector_for_the_window():
+    import calendar
+    import time
+
+    switched = collection(vectors=(LiveDenseVector("dense", 384, "Cosine"), LiveDenseVector("mpnet", 768, "Cosine")),
+                          metadata={"qmspec": {"vectors": {"dense": {"model": "minilm"}, "mpnet": {"model": "mpnet"}},
+                                               "query": {"using": "mpnet"}, "released": {"dense": "2026-12-01T00:00:00Z"}}})
+    at = lambda text: float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))  # noqa: E731
+    drop = spec(collection="docs_v1", vectors=(DenseVectorSpec("mpnet", 768, "Cosine", model=MPNET),), query_shape={"using": "mpnet"})
+    early = plan_migration(drop, dataclasses.replace(live(switched), observed_at=at("2026-12-01T20:00:00Z")))
+    assert "DS103" in codes(early) and "4h00m left" in next(f.message for f in early.findings if f.code == "DS103")
+    later = plan_migration(drop, dataclasses.replace(live(switched), observed_at=at("2026-12-02T00:00:00Z")))
+    assert kinds(later) == ["delete_vector"] and not later.findings

@@ -20,6 +20,7 @@ sent again without it.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from .transfer import batches
 log = logger(__name__)
 
 CATCH_UP_ROUNDS = 3  # passes over the points lacking the vector: the application may insert while one runs
+STRICT_REFUSAL = "Index required but not found"  # Qdrant's answer to a filter on an unindexed field under strict mode
 
 
 def text_hash(text: str) -> TextHash:
@@ -80,11 +82,21 @@ class VectorFill:
         """Write the new vectors, each only where the point still has the text it was embedded from, then record those
         texts in the ledger (after the write: a crash in between leaves points the next catch-up embeds again)."""
         size = self.batch_size if not self.max_conditions else max(1, min(self.batch_size, self.max_conditions // 2))
+        fill = self
         for chunk in batches(list(zip(filled.rows, filled.texts)), size):
-            self._send(client, chunk)
-        if not self.conditional:
-            self._recheck(client, filled)
-        ledger.record([(row.id, text_hash(text)) for row, text in zip(filled.rows, filled.texts)])
+            try:
+                fill._send(client, chunk)
+            except QdrantAccessError as refused:
+                if not (fill.conditional and STRICT_REFUSAL in str(refused)):
+                    raise
+                log.info(f"      strict mode of {self.collection} refuses the condition on {self.text_field!r} ({refused}): writing "
+                         "unconditionally and reading the texts back instead")
+                fill = dataclasses.replace(fill, conditional=False)
+                fill._send(client, chunk)
+        embedded_from = dict(zip((row.id for row in filled.rows), filled.texts))
+        if not fill.conditional:
+            embedded_from |= fill._recheck(client, filled)
+        ledger.record([(point_id, text_hash(text)) for point_id, text in embedded_from.items()])
 
     def _send(self, client, chunk: list) -> None:
         condition = models.Filter(should=[models.Filter(must=[
@@ -102,19 +114,22 @@ class VectorFill:
             if kept:
                 self._send(client, kept)
 
-    def _recheck(self, client, filled: FilledPage) -> None:
-        """Without the condition: read back the texts just written over and embed again any that changed meanwhile."""
+    def _recheck(self, client, filled: FilledPage) -> dict:
+        """Without the condition: read back the texts just written over and embed again any that changed meanwhile;
+        returns the texts those were embedded from at last (a text still moving is left to the ledger's next catch-up)."""
+        embedded_from = {}
         for _ in range(CATCH_UP_ROUNDS):
             now = {point.id: (point.payload or {}).get(self.text_field)
                    for point in client.retrieve(self.collection, [row.id for row in filled.rows], with_payload=self.selector)}
             moved = [models.Record(id=row.id, payload={self.text_field: now[row.id]}) for row, text in zip(filled.rows, filled.texts)
                      if row.id in now and now[row.id] != text]
             if not moved:
-                return
-            again = self(moved)
-            for chunk in batches(list(zip(again.rows, again.texts)), self.batch_size):
-                client.update_vectors(self.collection, points=[row for row, _ in chunk], wait=True)
-            filled = again
+                break
+            filled = self(moved)
+            for chunk in batches(filled.rows, self.batch_size):
+                client.update_vectors(self.collection, points=chunk, wait=True)
+            embedded_from |= dict(zip((row.id for row in filled.rows), filled.texts))
+        return embedded_from
 
 
 def fill_for(client, collection: str, vector: str, model: dict, text_field: str, sparse: bool, batch_size: int) -> VectorFill:
@@ -122,8 +137,9 @@ def fill_for(client, collection: str, vector: str, model: dict, text_field: str,
     text field."""
     info = client.get_collection(collection)
     strict = getattr(info.config, "strict_mode_config", None)
-    indexed = text_field in (info.payload_schema or {})
-    conditional = not (strict and strict.enabled and strict.unindexed_filtering_update is False and not indexed)
+    index = (info.payload_schema or {}).get(text_field)
+    keyword = index is not None and getattr(index.data_type, "value", index.data_type) == "keyword"  # what serves an exact match
+    conditional = not (strict and strict.enabled and strict.unindexed_filtering_update is False and not keyword)
     if not conditional:
         log.info(f"      strict mode of {collection} refuses filtered updates on the unindexed field {text_field!r}: writing "
                  "unconditionally and reading the texts back instead")

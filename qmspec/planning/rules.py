@@ -192,6 +192,15 @@ def query_model_mismatch(ctx: RuleContext):
     if produced_by and produced_by != spec.query_model:
         yield (f"the application embeds queries with {spec.query_model!r} but {spec.query_using!r} holds vectors of "
                f"{produced_by!r}: search results would be meaningless"), ("query", "model")
+        return
+    serving = ctx.live.collections.get(ctx.alias_target or "")
+    if serving is None or ctx.steps_of(SwitchQuery, SwapAlias):
+        return
+    query, model = recorded(serving.metadata, "query"), recorded(serving.metadata, "query_model")  # what runs now, and stays
+    holds = (serving.recorded_model(query["using"]) or {}).get("model") if query and "using" in query else None
+    if model and holds and model != holds:
+        yield (f"the application's recorded query embeds with {model!r} but {serving.name}.{query['using']} holds vectors of "
+               f"{holds!r}"), ("query", "model")
 
 
 @rule("BC202", "warning", "the model of the queried vector changes; the application must change its query model too",

@@ -6,7 +6,7 @@ import json
 
 from ..planning.capabilities import NOT_APPLICABLE_EMBEDDED
 from ..planning.diff import applicable, diff_collection, setting_name
-from ..planning.livestate import LiveState
+from ..planning.livestate import LiveState, recorded
 from ..planning.record import AliasRecord
 from ..planning.spec import Spec
 from .render import compact
@@ -24,6 +24,11 @@ def drift(spec: Spec, live: LiveState, record: AliasRecord) -> list[dict]:
         for change in diff_collection(spec, collection):
             if applicable(change, live.embedded):
                 found.append({"against": "spec", "what": change.kind, "detail": f"{_where(change)}: live {compact(change.old)}, spec {compact(change.new)}"})
+        query, model = recorded(collection.metadata, "query"), recorded(collection.metadata, "query_model")
+        if query and spec.query_shape and (query != spec.query_shape or (model and spec.query_model and model != spec.query_model)):
+            found.append({"against": "spec", "what": "query", "detail": f"the application's recorded query is {compact(query)}"
+                          f"{f' ({model})' if model else ''}, the spec says {compact(spec.query_shape)}"
+                          f"{f' ({spec.query_model})' if spec.query_model else ''}: applying the spec switches it"})
     last = record.active
     if last and last.status in ("succeeded", "rolled_back") and serving != last.alias_after:
         found.append({"against": "last apply", "what": "alias",

@@ -179,22 +179,31 @@ def test_state_kept_in_qdrant(qdrant_server, names, tmp_path):
 
 
 def test_a_named_vector_is_added_in_place_where_the_server_can(qdrant_server, names, tmp_path):
-    """create_vector_name arrived in Qdrant 1.18: older servers get RQ401 at plan time, newer ones the backfill."""
+    """The current guide's path: Qdrant 1.18+ adds the vector in place with no override (conditional update_vectors on
+    a server, workers filling partitions themselves), verifies, switches the recorded query, and drops the old vector;
+    older servers get RQ401 at plan time naming a new collection."""
     client = qdrant_server.client()
     name, alias = f"{names}_v1", f"{names}_docs"
     source(client, name, alias)
+    check = {"search": {"queries": ["text 3"], "k": 5, "min_overlap": 0.0}}
     spec = write_spec(tmp_path, qdrant_server, alias, name, vectors={
         "dense": {"size": 16, "distance": "Cosine", "model": model("hash-a")},
         "extra": {"size": 16, "distance": "Cosine", "model": model("hash-b")}},
-        query={"using": "dense", "model": "hash-a"}, policy={"allow": ["MF305"]})
+        query={"using": "extra", "model": "hash-b"}, verify=check, migration={"batch_size": 64, "partitions": 3})
     version = parse_version(client.info().version)
-    result = cli("apply", spec, "--auto-approve", cwd=tmp_path)
+    result = cli("apply", spec, "--auto-approve", "--workers", "2", cwd=tmp_path)
     if version < (1, 18, 0):
-        assert result.returncode == 3 and "RQ401" in result.stdout
-    else:
-        succeeded(result)
-        having = models.Filter(must=[models.HasVectorCondition(has_vector="extra")])
-        assert client.count(name, count_filter=having, exact=True).count == POINTS
+        assert result.returncode == 3 and "RQ401" in result.stdout and f"collection: {names}_v2" in result.stdout
+        client.close()
+        return
+    succeeded(result)
+    having = models.Filter(must=[models.HasVectorCondition(has_vector="extra")])
+    assert client.count(name, count_filter=having, exact=True).count == POINTS
+    assert client.get_collection(name).config.metadata["qmspec"]["query"] == {"using": "extra"}
+    drop = write_spec(tmp_path, qdrant_server, alias, name, vectors={"extra": {"size": 16, "distance": "Cosine", "model": model("hash-b")}},
+                      query={"using": "extra", "model": "hash-b"}, verify=check, cleanup={"observe_for": "0s"})
+    succeeded(cli("apply", drop, "--auto-approve", cwd=tmp_path))
+    assert set(client.get_collection(name).config.params.vectors) == {"extra"}
     client.close()
 
 
