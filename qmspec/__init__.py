@@ -12,7 +12,7 @@ __version__ = "0.2.0"
 
 API = ("plan", "review", "show", "apply", "rollback", "cleanup", "unlock", "status", "validate", "drift", "inspect", "compare",
        "judge", "import_collection", "ApplyResult", "RollbackResult", "CleanupResult", "UnlockResult", "ImportResult", "Validation",
-       "Review", "Preview", "Drift", "ApplyBlocked", "PlanTampered", "NotConfirmed")
+       "Review", "Preview", "Drift", "ApplyBlocked", "PlanTampered", "NotConfirmed", "LlmJudge", "Candidates")
 ERRORS = {"QmspecError": "errors", "SpecError": "errors", "QdrantAccessError": "errors", "PlanFileError": "errors",
           "LockHeld": "applying.journal", "ApplyError": "applying.steps", "RollbackRefused": "applying.rollback"}
 __all__ = ["__version__", *API, *ERRORS]

@@ -348,22 +348,47 @@ def compare(spec_path, fmt, plot_path, **options):
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="JSON Lines file of candidates to judge.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="JSON Lines file of candidates to judge (or, with --llm-model, of graded judgments).")
 @click.option("--queries-file", type=click.Path(exists=True, dir_okay=False), help="A query log, one query per line (best: real queries).")
 @click.option("--sample", "sample", type=click.IntRange(1, 10_000), default=50, show_default=True,
               help="Without --queries-file: this many pseudo-queries, a sentence of random points' text.")
 @click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Top results of each side to judge.")
+@click.option("--llm-model", metavar="NAME", help="Grade every candidate 0-3 with this chat model (UMBRELA's prompt) instead of by hand.")
+@click.option("--llm-base-url", metavar="URL", default="https://api.openai.com/v1", show_default=True,
+              help="An OpenAI-compatible API (vLLM, Ollama, LiteLLM, Azure OpenAI...).")
+@click.option("--llm-api-key-env", metavar="VAR", help="Environment variable holding the API key (never printed or stored).")
+@click.option("--llm-concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests in flight at once.")
+@click.option("--llm-requests-per-minute", type=float, help="Stay under the API's request rate limit.")
+@click.option("--llm-tokens-per-minute", type=float, help="Stay under the API's token rate limit.")
+@click.option("--llm-price-per-million", type=float, help="Price per million input tokens, for the estimate printed before it starts.")
+@click.option("--llm-max-retries", type=click.IntRange(0, 20), default=6, show_default=True,
+              help="Retries of a 429, 5xx or timeout (honouring Retry-After).")
+@click.option("--llm-cache", type=click.Path(dir_okay=False), help="Where answers are kept so a re-run pays nothing [default: OUT.cache.jsonl].")
+@click.option("--generate", type=click.IntRange(0, 100_000), default=0,
+              help="With --llm-model and no query log: have the model write one query for each of N sampled passages (InPars style).")
 @connection_options
 @logging_options
-def judge(spec_path, out_path, **options):
-    """Write candidate results for a person to judge: the same queries on what the alias serves now and on the
-    spec's collection. Fill each record's `relevant` ids, then use the file as verify.quality.judgments."""
+def judge(spec_path, out_path, llm_model, llm_base_url, llm_api_key_env, llm_concurrency, llm_requests_per_minute, llm_tokens_per_minute,
+          llm_price_per_million, llm_max_retries, llm_cache, generate, **options):
+    """Pool the results of what the alias serves now and of the spec's collection for the same queries: candidates for a
+    person to judge (fill each record's `relevant`), or with --llm-model, graded 0-3 by that model. Either file is what
+    verify.quality.judgments reads."""
+    from .applying.durable import write_atomically
     from .reports.judge import to_json_lines
 
-    result = workflow.judge(spec_path, **options)
-    Path(out_path).write_text(to_json_lines(list(result.records)), encoding="utf-8")
+    if generate and not llm_model:
+        raise click.UsageError("--generate asks a model to write the queries: give --llm-model too")
+    llm = workflow.LlmJudge(llm_model, llm_base_url, llm_api_key_env, llm_concurrency, llm_requests_per_minute, llm_tokens_per_minute,
+                            llm_price_per_million, llm_max_retries, cache=llm_cache, generate=generate) if llm_model else None
+    result = workflow.judge(spec_path, llm=llm, out=out_path, **options)
+    write_atomically(Path(out_path), to_json_lines(list(result.records)))  # whole or not at all
+    if result.judged_by:
+        echo(f"wrote {len(result.records)} graded queries ({result.judged_by}, {result.asked} request(s), the rest from the cache) "
+             f"over {', '.join(result.sides)} to {out_path}; set verify.quality.judgments to the file (judge a sample by hand too)")
+        return
     echo(f"wrote {len(result.records)} queries with their candidates from {', '.join(result.sides)} to {out_path}; "
-               "fill each `relevant` list with the ids that answer the query, then set verify.quality.judgments to the file")
+         "fill each `relevant` list with the ids that answer the query, then set verify.quality.judgments to the file")
 
 
 @cli.command()

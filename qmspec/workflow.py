@@ -174,12 +174,13 @@ def _version_of(target: Target):
 
 
 def _not_in_ci_against_nothing(target: Target) -> None:
-    """In CI, an embedded store that does not exist is a runner-local nothing: the job was meant to reach a server."""
-    if os.environ.get("CI") and target.embedded and not os.path.isdir(target.path):
+    """In CI, the default embedded store that does not exist is a runner-local nothing: the job was meant to reach a
+    server. A store named on purpose (--path, the spec's connection.path) is the user's choice, existing or not."""
+    if os.environ.get("CI") and target.embedded and target.chosen_by == "the default" and not os.path.isdir(target.path):
         raise QmspecError(f"running in CI (CI is set) against the embedded store {target.where}, which does not exist: this job "
                           "would plan and apply against an empty store on the runner. Point it at your server: set QDRANT_URL "
                           "(and QDRANT_API_KEY) in the workflow, or pass --url, --env or the spec's connection.url; for an "
-                          "embedded store in CI on purpose, create it first (or pass --path to an existing one)")
+                          "embedded store in CI on purpose, name it: --path or the spec's connection.path")
 
 
 def _for_spec(spec: Spec) -> dict:
@@ -713,12 +714,36 @@ def compare(spec: str | os.PathLike, *, side_a: str | None = None, side_b: str |
 class Candidates:
     records: tuple
     sides: tuple[str, ...]
+    judged_by: str | None = None  # the LLM that graded them (UMBRELA), or None: candidates for a person to judge
+    asked: int = 0  # requests sent to the LLM (0 when every answer was cached)
 
 
-def judge(spec: str | os.PathLike, *, queries_file: str | None = None, sample: int = 50, k: int = 5, env=None, path=None,
-          url=None, api_key_env=None, log: Callable[[str], None] | None = None) -> Candidates:
-    """Candidates for a person to judge: the same queries on what the alias serves now and on the spec's collection."""
+@dataclass(frozen=True)
+class LlmJudge:
+    """Who grades the candidates: an OpenAI-compatible chat-completions model, asked with UMBRELA's prompt; its key is
+    read from the variable `api_key_env` names."""
+
+    model: str
+    base_url: str
+    api_key_env: str | None = None
+    concurrency: int = 4
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    price_per_million: float | None = None  # input tokens, for the estimate printed before it starts
+    max_retries: int = 6
+    retry_wait_s: float = 1.0
+    cache: str | None = None  # where answers are kept; default: beside the output, <out>.cache.jsonl
+    generate: int = 0  # sampled passages to write one query each for (InPars style), instead of a query log
+
+
+def judge(spec: str | os.PathLike, *, queries_file: str | None = None, sample: int = 50, k: int = 5, llm: LlmJudge | None = None,
+          out: str | None = None, env=None, path=None, url=None, api_key_env=None, log: Callable[[str], None] | None = None) -> Candidates:
+    """The same queries on what the alias serves now and on the spec's collection, their top `k` pooled: candidates for
+    a person to judge, or with `llm`, graded 0-3 by that model (reports/grading.py) into judgments verify.quality reads.
+    The queries: a query log (`queries_file`), `sample` sentences of random passages, or with `llm.generate`, one query
+    the model writes per sampled passage."""
     from .applying.qdrant_ops import aliases as alias_map
+    from .applying.search import sample_ids
     from .connect import open_client
     from .reports.compare import resolve_side
     from .reports.judge import candidates, sample_queries
@@ -727,15 +752,61 @@ def judge(spec: str | os.PathLike, *, queries_file: str | None = None, sample: i
     with forwarded(log):
         loaded, target = _spec_and_target(spec, where)
         text_field = next((vector.text_field for vector in (*loaded.vectors, *loaded.sparse_vectors) if vector.model), "text")
+        chat = cache = None
+        if llm is not None:
+            from .embed.chat import AnswerCache, ChatClient
+
+            chat = ChatClient(llm.model, llm.base_url, llm.api_key_env, concurrency=llm.concurrency, max_retries=llm.max_retries,
+                              requests_per_minute=llm.requests_per_minute, tokens_per_minute=llm.tokens_per_minute,
+                              retry_wait_s=llm.retry_wait_s)
+            cache = AnswerCache(llm.cache or f"{out or 'judgments.jsonl'}.cache.jsonl")
         with open_client(target, read_only=True) as client:
             serving = alias_map(client).get(loaded.alias)
             names = [name for name in dict.fromkeys((serving, loaded.collection)) if name and client.collection_exists(name)]
             if not names:
                 raise QmspecError(f"neither the alias {loaded.alias} nor {loaded.collection} exists yet: apply a collection to judge first")
-            queries = query_lines(loaded, queries_file) if queries_file else sample_queries(client, names[-1], text_field, sample)
+            known: dict = {}
+            sampled = None
+            if llm is not None and not queries_file:  # a re-run samples what the first sampled: its answers are cached
+                count = llm.generate or sample
+                sampled = cache.remember(["sample", names[-1], count], lambda: sample_ids(client, names[-1], count))
+            if llm is not None and llm.generate:
+                queries, known = _generated_queries(client, names[-1], text_field, llm, chat, cache, sampled)
+            else:
+                queries = query_lines(loaded, queries_file) if queries_file else sample_queries(client, names[-1], text_field, sample, sampled)
             sides = [resolve_side(client, name, loaded.query_shape) for name in names]
             records = candidates(client, sides, queries, k, text_field, models_here(loaded))
-    return Candidates(tuple(records), tuple(side.label for side in sides))
+        labels = tuple(side.label for side in sides)
+        if llm is None:
+            return Candidates(tuple(records), labels)
+        return _graded(records, list(queries), known, llm, chat, cache, labels)
+
+
+def _generated_queries(client, collection: str, text_field: str, llm: LlmJudge, chat, cache, ids: list) -> tuple[dict, dict]:
+    from .reports.grading import generate
+
+    passages = {record.id: record.payload[text_field] for record in client.retrieve(collection, ids, with_payload=[text_field])
+                if isinstance((record.payload or {}).get(text_field), str)}
+    _logger.info(f"judge: asking {llm.model} for one query for each of {len(passages)} sampled passages (InPars style)")
+    written = generate(chat, cache, passages, llm.concurrency)
+    return {f"g{point_id}": text for point_id, text in written.items()}, {f"g{point_id}": point_id for point_id in written}
+
+
+def _graded(records: list[dict], query_ids: list[str], known: dict, llm: LlmJudge, chat, cache, labels: tuple) -> Candidates:
+    from .reports import grading
+
+    pairs = [grading.Pair(query_id, record["query"], item["id"], item.get("text") or "") for query_id, record in zip(query_ids, records)
+             for item in record["candidates"] if known.get(query_id) != item["id"]]
+    prompts = [pair.prompt for pair in pairs]
+    cached = sum(cache.get(chat.model, prompt) is not None for prompt in prompts)
+    _logger.info("judge: " + grading.estimate([p for p in prompts if cache.get(chat.model, p) is None], cached,
+                                               llm.price_per_million).describe(llm.model))
+    try:
+        grades = grading.grade(chat, cache, pairs, llm.concurrency)
+    finally:
+        chat.close()
+    judged_by = f"umbrela:{llm.model}"
+    return Candidates(tuple(grading.judged_records(records, query_ids, grades, known, judged_by)), labels, judged_by, chat.requests)
 
 
 def models_here(spec: Spec) -> dict:
@@ -760,6 +831,7 @@ def query_lines(spec: Spec, queries_file: str | None) -> dict:
     return {f"q{number}": text for number, text in enumerate(lines, 1)}
 
 
-__all__ = ["ApplyBlocked", "ApplyResult", "Candidates", "CleanupResult", "Drift", "ImportResult", "NotConfirmed", "PlanTampered", "Preview",
+__all__ = ["ApplyBlocked", "ApplyResult", "Candidates", "CleanupResult", "Drift", "ImportResult", "LlmJudge", "NotConfirmed", "PlanTampered",
+           "Preview",
            "Review", "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff",
            "import_collection", "inspect", "judge", "plan", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]

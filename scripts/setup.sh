@@ -21,5 +21,7 @@ if ! .venv/bin/python -c "import httpx; httpx.head('https://huggingface.co', tim
   echo "the Hugging Face hub is out of reach: using local models only (HF_HUB_OFFLINE=1)"
   export HF_HUB_OFFLINE=1
 fi
-.venv/bin/qmspec plan specs/quickstart.yaml
-.venv/bin/qmspec apply specs/quickstart.yaml --auto-approve
+# The embedded default, named: in CI (CI is set) an unnamed store that does not exist is refused as a job that meant
+# to reach a server.
+.venv/bin/qmspec plan specs/quickstart.yaml --path .qmspec/qdrant
+.venv/bin/qmspec apply specs/quickstart.yaml --path .qmspec/qdrant --auto-approve

@@ -20,7 +20,7 @@ import numpy as np
 
 
 class EmbeddingServer:
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], key: str | None = None, latency: float = 0.0,
+    def __init__(self, embed: Callable[[list[str]], np.ndarray] | None, key: str | None = None, latency: float = 0.0,
                  faults: list | None = None):
         self.embed, self.key, self.latency = embed, key, latency
         self.faults = list(faults or [])
@@ -63,6 +63,22 @@ class EmbeddingServer:
             raw = base64.b64encode(vector.astype("<f4").tobytes()).decode() if as_base64 else None
             self.encoded[key] = json.dumps(raw if as_base64 else vector.tolist())
         return self.encoded[key]
+
+    def answer(self, body: dict, fault) -> tuple[int, dict | str]:
+        """The answer to a request no fault stopped: embeddings of its input (tests/chat_server.py answers chats)."""
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = np.asarray(self.embed(texts), dtype=np.float32)
+        if body.get("dimensions"):
+            vectors = vectors[:, : body["dimensions"]]
+        if fault and fault[0] == "dimensions":
+            vectors = np.zeros((len(texts), fault[1]), dtype=np.float32)
+        with self.lock:
+            self.texts_embedded += len(texts)
+            self.batch_sizes.append(len(texts))
+        rows = [self.row_json(vector, body.get("encoding_format") == "base64") for vector in vectors]
+        data = ",".join(f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i, row in reversed(list(enumerate(rows))))
+        return 200, (f'{{"object":"list","data":[{data}],"model":{json.dumps(body["model"])},'
+                     '"usage":{"prompt_tokens":0,"total_tokens":0}}')
 
     def _next_fault(self):
         with self.lock:
@@ -108,19 +124,8 @@ class EmbeddingServer:
                                       {"Retry-After": str(fault[2])} if fault[2] is not None else {})
                 if fault and fault[0] == "hang":
                     time.sleep(fault[1])
-                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = np.asarray(server.embed(texts), dtype=np.float32)
-                if body.get("dimensions"):
-                    vectors = vectors[:, : body["dimensions"]]
-                if fault and fault[0] == "dimensions":
-                    vectors = np.zeros((len(texts), fault[1]), dtype=np.float32)
-                with server.lock:
-                    server.texts_embedded += len(texts)
-                    server.batch_sizes.append(len(texts))
-                rows = [server.row_json(vector, body.get("encoding_format") == "base64") for vector in vectors]
-                data = ",".join(f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i, row in reversed(list(enumerate(rows))))
-                self._send(200, f'{{"object":"list","data":[{data}],"model":{json.dumps(body["model"])},'
-                                '"usage":{"prompt_tokens":0,"total_tokens":0}}')
+                status, payload = server.answer(body, fault)
+                self._send(status, payload)
 
             def _send(self, status: int, payload: dict | str, headers: dict | None = None) -> None:
                 self._done()

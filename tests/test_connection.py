@@ -74,7 +74,9 @@ def test_in_ci_a_store_that_does_not_exist_is_an_error_that_says_how_to_reach_th
     refused = cli("plan", "spec.yaml", "--no-preflight", cwd=project)
     assert refused.returncode == 1 and "running in CI (CI is set) against the embedded store" in refused.stderr
     assert "set QDRANT_URL (and QDRANT_API_KEY) in the workflow" in refused.stderr
-    assert cli("plan", "spec.yaml", "--path", "store", "--no-preflight", cwd=project).returncode == 0  # an existing store is fine
+    assert cli("plan", "spec.yaml", "--path", "store", "--no-preflight", cwd=project).returncode == 0
+    named = cli("plan", "spec.yaml", "--path", "elsewhere", "--no-preflight", cwd=project)  # named on purpose: the user's choice
+    assert "running in CI" not in named.stderr and "does not exist yet" in named.stderr
 
 
 def test_validate_needs_no_deploy_time_variables(project, monkeypatch):

@@ -122,7 +122,8 @@ SHIPPED = sorted(str(path.relative_to(Path(__file__).parent.parent)) for folder 
 def test_shipped_specs_are_valid_and_no_gate_in_them_passes_by_construction(path, monkeypatch):
     monkeypatch.chdir(Path(__file__).parent.parent)
     spec = load_spec(path)
-    assert spec.alias and spec.warnings == ()  # e.g. min_overlap 0, a min of 0 or a max_drop of 1
+    # e.g. min_overlap 0, a min of 0 or a max_drop of 1; a walkthrough's handful of judged queries is warned about, honestly
+    assert spec.alias and [w for w in spec.warnings if "judged queries" not in w.message] == []
 
 
 def test_environment_values_merge_over_the_spec_and_errors_point_at_the_overlay(tmp_path):

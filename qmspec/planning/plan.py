@@ -131,17 +131,19 @@ class QualityGates:
     max_drop: dict  # metric -> largest drop against what serves now
     query: dict
     current: ServingQuery | None
+    confidence: float = 0.95  # of the intervals the gates decide on; since 0.2 (0.1.0 decided on the means)
 
     def to_json(self) -> dict:
         return {"judgments": list(self.judgments), "fingerprint": self.fingerprint, "metrics": list(self.metrics),
                 "depth": self.depth, "min": self.minimum, "max_drop": self.max_drop, "query": self.query,
-                "current": self.current.to_json() if self.current else None}
+                "current": self.current.to_json() if self.current else None} | (
+            {"confidence": self.confidence} if self.confidence != 0.95 else {})
 
     @classmethod
     def from_json(cls, data: dict) -> QualityGates:
         current = ServingQuery.from_json(data["current"]) if data.get("current") else None
         return cls(tuple(data["judgments"]), data["fingerprint"], tuple(data["metrics"]), data["depth"], data.get("min") or {},
-                   data.get("max_drop") or {}, data.get("query") or {}, current)
+                   data.get("max_drop") or {}, data.get("query") or {}, current, float(data.get("confidence", 0.95)))
 
 
 @dataclass(frozen=True)

@@ -426,7 +426,7 @@ def _quality_args(spec: Spec, current: LiveCollection | None) -> QualityGates | 
         shape = current_query(spec.query_shape, current)
         serving = ServingQuery(current.name, shape) if shape else None
     return QualityGates(check.judgments, check.fingerprint, check.metrics, check.depth, check.minimum, check.max_drop,
-                        spec.query_shape, serving)
+                        spec.query_shape, serving, check.confidence)
 
 
 def current_query(wanted: dict, current: LiveCollection, excluding: list[str] = ()) -> dict | None:
@@ -530,7 +530,7 @@ def _verify_in_place(spec: Spec, live: LiveState, target: LiveCollection, fresh:
     if verify.quality and candidate:
         check = verify.quality
         quality = QualityGates(check.judgments, check.fingerprint, check.metrics, check.depth, check.minimum, check.max_drop, candidate,
-                               ServingQuery(target.name, now) if now else None)
+                               ServingQuery(target.name, now) if now else None, check.confidence)
     return Verify(source=None, source_files=(), id_field=spec.source.id_field, target=target.name, expected_points=target.points,
                   count=False, vectors=tuple(v.name for v in (*spec.vectors, *spec.sparse_vectors)) if verify.vectors else (),
                   payload_mode="off", payload_sample=verify.payload_sample,

@@ -159,6 +159,7 @@ class QualityCheck:
     metrics: tuple[str, ...] = ("ndcg@10",)
     minimum: dict = field(default_factory=dict)
     max_drop: dict = field(default_factory=dict)
+    confidence: float = 0.95  # of the intervals the gates decide on
 
     @property
     def depth(self) -> int:
@@ -528,7 +529,8 @@ def _quality(data: dict | None, context: _Context) -> QualityCheck | None:
         except QmspecError as error:
             context.problem(path, str(error), "fix the judgments file at that line (`qmspec judge` writes a template)")
     digest = hashlib.sha256(b"".join(Path(file).read_bytes() for file in resolved if Path(file).is_file())).hexdigest()[:16]
-    return QualityCheck(resolved, digest, tuple(data.get("metrics", ("ndcg@10",))), data.get("min", {}), data.get("max_drop", {}))
+    return QualityCheck(resolved, digest, tuple(data.get("metrics", ("ndcg@10",))), data.get("min", {}), data.get("max_drop", {}),
+                        float(data.get("confidence", 0.95)))
 
 
 def query_shape(query: dict) -> dict:
@@ -724,7 +726,24 @@ def semantic_warnings(spec: Spec) -> list[Problem]:
                 path = ("verify", "quality", "max_drop", metric)
                 found.append(Problem(spec.file, spec.line_of(*path), _dotted(path), f"max_drop {metric} {drop} cannot fail",
                                      "set the largest drop you would accept, e.g. 0.02"))
+        judged = _judged_queries(quality)
+        if judged is not None and judged < FEW_JUDGED_QUERIES:
+            path = ("verify", "quality", "judgments")
+            found.append(Problem(spec.file, spec.line_of(*path), _dotted(path),
+                                 f"{judged} judged queries: decisions on fewer than {FEW_JUDGED_QUERIES} are unstable (Voorhees and "
+                                 "Buckley), and the gates' confidence intervals will be wide enough to refuse for want of evidence",
+                                 "judge more queries (`qmspec judge`, by hand or with an LLM), or widen the gates"))
     return found
+
+
+FEW_JUDGED_QUERIES = 50
+
+
+def _judged_queries(quality: QualityCheck) -> int | None:
+    try:
+        return len(load_judgments(quality.judgments))
+    except QmspecError:  # unreadable: validation reported it already
+        return None
 
 
 def _check_vector(vector, path: tuple, spec: Spec, add) -> None:

@@ -16,9 +16,9 @@ from ..applying.quality import Retriever, rank
 from ..applying.search import sample_ids
 
 
-def sample_queries(client, collection: str, field: str, count: int) -> dict:
-    """query id -> the first sentence (at most 12 words) of `field` of `count` random points."""
-    records = client.retrieve(collection, ids=sample_ids(client, collection, count), with_payload=[field])
+def sample_queries(client, collection: str, field: str, count: int, ids: list | None = None) -> dict:
+    """query id -> the first sentence (at most 12 words) of `field` of `count` random points (or of the points `ids`)."""
+    records = client.retrieve(collection, ids=sample_ids(client, collection, count) if ids is None else ids, with_payload=[field])
     queries = {}
     for record in records:
         text = (record.payload or {}).get(field)
