@@ -10,7 +10,7 @@ from qmspec.planning.settings import quantization_differs, subset_differs
 from qmspec.planning.livestate import LiveCollection, LiveDenseVector, LiveSparseVector, LiveState
 from qmspec.planning.plan import Carry
 from qmspec.planning.planner import PlanningError, plan_migration
-from qmspec.planning.spec import DenseVectorSpec, ModelSpec, SourceSpec, Spec, SparseVectorSpec
+from qmspec.planning.spec import DenseVectorSpec, ModelSpec, Override, SourceSpec, Spec, SparseVectorSpec
 
 MINI = ModelSpec(name="minilm", backend="sentence-transformers")
 
@@ -77,14 +77,30 @@ def test_policy_allow_accepts_allowable_rules_only():
     grown = spec(collection="docs_v1", vectors=(DenseVectorSpec("dense", 384, "Cosine", model=MINI),
                                                DenseVectorSpec("new", 768, "Cosine", model=ModelSpec("mpnet", "sentence-transformers"))))
     assert plan_migration(grown, live(collection())).refused
-    accepted = plan_migration(dataclasses.replace(grown, allow=frozenset({"MF305"})), live(collection()))
+    accepted = plan_migration(dataclasses.replace(grown, allow=(Override("MF305"),)), live(collection()))
     assert not accepted.refused and [f.allowed for f in accepted.findings] == [True]
-    impossible = spec(collection="docs_v1", vectors=(DenseVectorSpec("dense", 768, "Cosine", model=MINI),), allow=frozenset({"DS104"}))
+    impossible = spec(collection="docs_v1", vectors=(DenseVectorSpec("dense", 768, "Cosine", model=MINI),), allow=(Override("DS104"),))
     assert plan_migration(impossible, live(collection())).refused
 
 
+def test_an_override_accepts_until_its_date_a_bare_code_for_ever_and_says_why():
+    grown = spec(collection="docs_v1", vectors=(DenseVectorSpec("dense", 384, "Cosine", model=MINI),
+                                               DenseVectorSpec("new", 768, "Cosine", model=ModelSpec("mpnet", "sentence-transformers"))))
+    read_on = dataclasses.replace(live(collection()), observed_at=1_795_960_000)  # 2026-11-29 UTC
+    valid = Override("MF305", "compared by hand on 300 queries", "2026-12-31")
+    (finding,) = plan_migration(dataclasses.replace(grown, allow=(valid,)), read_on).findings
+    assert finding.allowed and finding.accepted == {"reason": "compared by hand on 300 queries", "until": "2026-12-31"}
+    last_day = plan_migration(dataclasses.replace(grown, allow=(Override("MF305", "why", "2026-11-29"),)), read_on)
+    assert not last_day.refused  # `until` is the last day it accepts
+    expired = plan_migration(dataclasses.replace(grown, allow=(Override("MF305", "why", "2026-11-28"),)), read_on)
+    assert expired.refused and not expired.findings[0].allowed
+    assert "policy.allow accepted MF305 until 2026-11-28, which has passed" in expired.findings[0].message
+    (bare,) = plan_migration(dataclasses.replace(grown, allow=(Override("MF305"),)), read_on).findings
+    assert bare.allowed and bare.accepted is None
+
+
 def test_in_place_vector_add_needs_1_18():
-    grown = spec(collection="docs_v1", allow=frozenset({"MF305"}),
+    grown = spec(collection="docs_v1", allow=(Override("MF305"),),
                  vectors=(DenseVectorSpec("dense", 384, "Cosine", model=MINI), DenseVectorSpec("b", 8, "Dot", model=MINI)))
     assert "RQ401" in codes(plan_migration(grown, live(collection(), version="1.17.9")))
     assert "RQ401" not in codes(plan_migration(grown, live(collection(), version="1.18.0")))

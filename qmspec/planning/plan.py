@@ -478,6 +478,7 @@ class Finding:
     key: str = ""  # spec key path it concerns
     line: int | None = None
     allowed: bool = False  # listed in policy.allow: reported, does not refuse
+    accepted: dict | None = field(default=None, metadata=SINCE_0_2)  # the policy.allow entry: {reason, until}, expired or not
 
     @property
     def refuses(self) -> bool:

@@ -78,8 +78,14 @@ def rule(code: str, severity: str, title: str, fix: str, allowable: bool = True)
 
 def check_rules(context: RuleContext) -> tuple[Finding, ...]:
     findings = []
+    overrides = {override.code: override for override in context.spec.allow}
     for code, current in RULES.items():
+        override = overrides.get(code) if current.allowable else None
+        expired = override is not None and override.expired(context.live.observed_at)
         for message, key in current.check(context):
+            if expired:
+                message += (f" (policy.allow accepted {code} until {override.until}, which has passed: renew it with a new `until` "
+                            "and reason, or fix the spec)")
             findings.append(
                 Finding(
                     code=code,
@@ -89,7 +95,8 @@ def check_rules(context: RuleContext) -> tuple[Finding, ...]:
                     fix=current.fix,
                     key=".".join(map(str, key)),
                     line=context.spec.line_of(*key) if key else None,
-                    allowed=current.allowable and code in context.spec.allow,
+                    allowed=override is not None and not expired,
+                    accepted=override.as_dict() or None if override is not None else None,
                 )
             )
     return tuple(findings)

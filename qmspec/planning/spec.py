@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -194,6 +195,29 @@ class ConnectionSpec:
 
 
 @dataclass(frozen=True)
+class Override:
+    """One policy.allow entry: a rule code accepted for this spec, why, and until when (a date, inclusive; Vespa's
+    validation overrides end too: an acceptance nobody renews stops accepting). A bare code has neither."""
+
+    code: str
+    reason: str = ""
+    until: str = ""  # YYYY-MM-DD
+
+    @classmethod
+    def of(cls, entry) -> Override:
+        return cls(entry) if isinstance(entry, str) else cls(entry["code"], entry.get("reason", ""), str(entry.get("until", "")))
+
+    def expired(self, at: float | None) -> bool:
+        """Past its end at epoch seconds `at` (when the live state was read; None: unknown, so not expired)."""
+        if not self.until or at is None:
+            return False
+        return time.strftime("%Y-%m-%d", time.gmtime(at)) > self.until
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in (("reason", self.reason), ("until", self.until)) if value}
+
+
+@dataclass(frozen=True)
 class Spec:
     file: str
     alias: str
@@ -211,7 +235,7 @@ class Spec:
     cleanup_old: str = "keep"
     cleanup_when: str = "after_verify"
     observe_for_s: float = DEFAULT_OBSERVE_FOR_S  # cleanup.observe_for: how long a vector goes unqueried before its in-place drop
-    allow: frozenset = frozenset()
+    allow: tuple[Override, ...] = ()  # policy.allow: rules accepted on purpose, each with its reason and end
     spec_hash: str = ""
     lines: dict = field(default_factory=dict, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # the file as read: plans carry it
@@ -333,6 +357,9 @@ def schema_problems(document: YamlDocument, file: str) -> list[Problem]:
 
 def _explain(error: jsonschema.ValidationError, path: tuple) -> tuple[str, str, tuple]:
     """Turn a schema error into a sentence and a fix a person can act on."""
+    if error.validator == "oneOf" and error.context:  # the alternative of the value's own type says what is wrong
+        typed = [sub for sub in error.context if sub.validator != "type"]
+        return _explain(jsonschema.exceptions.best_match(typed or error.context), path)
     kind, value, schema = error.validator, error.instance, error.schema
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
@@ -600,7 +627,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         cleanup_old=cleanup.get("old_collection", "keep"),
         cleanup_when=cleanup.get("when", "after_verify"),
         observe_for_s=seconds(cleanup.get("observe_for", "24h")),
-        allow=frozenset(data.get("policy", {}).get("allow", [])),
+        allow=tuple(map(Override.of, data.get("policy", {}).get("allow", []))),
         spec_hash=spec_hash(data),
         lines=dict(context.document.lines),
     )
@@ -733,6 +760,13 @@ def semantic_warnings(spec: Spec) -> list[Problem]:
                                  f"{judged} judged queries: decisions on fewer than {FEW_JUDGED_QUERIES} are unstable (Voorhees and "
                                  "Buckley), and the gates' confidence intervals will be wide enough to refuse for want of evidence",
                                  "judge more queries (`qmspec judge`, by hand or with an LLM), or widen the gates"))
+    for number, override in enumerate(spec.allow):
+        if not override.until:
+            path = ("policy", "allow", number)
+            found.append(Problem(spec.file, spec.line_of(*path) or spec.line_of("policy", "allow"), _dotted(path),
+                                 f"{override.code} is accepted with no end" + ("" if override.reason else " and no reason"),
+                                 f"write it {{code: {override.code}, reason: \"why\", until: YYYY-MM-DD}}: an acceptance that ends "
+                                 "is reviewed again"))
     return found
 
 

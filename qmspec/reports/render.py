@@ -337,6 +337,8 @@ def render_text(plan: Plan) -> str:
             lines.append(f"           {finding.message}")
             lines.append(f"           at {_where(plan, finding)}")
             lines.append(f"           fix: {finding.fix}")
+            if finding.allowed:
+                lines.append(f"           {acceptance(finding)}")
     if estimates(plan):
         lines += ["", "Estimates (measured on a sample by the preflight; the store's own ingest not included):"]
         lines += [f"  {line}" for line in estimates(plan)]
@@ -344,6 +346,13 @@ def render_text(plan: Plan) -> str:
     if verdict(plan):
         lines.append(verdict(plan))
     return "\n".join(lines) + "\n"
+
+
+def acceptance(finding) -> str:
+    """What policy.allow said of an accepted finding: why, and until when."""
+    entry = finding.accepted or {}
+    said = f"accepted in policy.allow: {entry['reason']}" if entry.get("reason") else "accepted in policy.allow, with no reason given"
+    return said + (f", until {entry['until']}" if entry.get("until") else ", with no end")
 
 
 # ---------------------------------------------------------------- markdown
@@ -370,7 +379,8 @@ def render_markdown(plan: Plan) -> str:
         lines += ["| rule | severity | finding | fix |", "|---|---|---|---|"]
         for finding in plan.findings:
             status = "accepted" if finding.allowed else finding.severity
-            lines.append(f"| `{finding.code}` | {status} | {_md(finding.title)}: {_md(finding.message)} (`{_where(plan, finding)}`) | {_md(finding.fix)} |")
+            accepted = f"<br>{_md(acceptance(finding))}" if finding.allowed else ""
+            lines.append(f"| `{finding.code}` | {status} | {_md(finding.title)}: {_md(finding.message)} (`{_where(plan, finding)}`){accepted} | {_md(finding.fix)} |")
         lines.append("")
     if plan.notes:
         lines += ["<details><summary>Vectors: embed or carry</summary>", ""] + [f"- {_md(note)}" for note in plan.notes] + ["", "</details>", ""]
