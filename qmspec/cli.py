@@ -9,24 +9,27 @@ Exit codes: 0 success or no changes, 1 error, 2 changes pending (with --detailed
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from . import __version__, workflow
 from .errors import QmspecError, redact
-from .logs import ROOT
+from .logs import EVENT, ROOT
 from .planning.record import STATE_COLLECTION, slug
 from .planning.spec import SCHEMA_PATH
 from .reports.render import render
-from .workflow import DEFAULT_STATE_DIR, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Preview
+from .workflow import DEFAULT_STATE_DIR, EXIT_CANCELLED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Preview
 
 # qdrant_client takes ~2 s to import: commands that never reach Qdrant (validate, schema, rules) must not pay it,
 # so the modules that touch Qdrant are imported inside the functions that need them.
@@ -85,6 +88,55 @@ class _ToStderr(logging.Handler):
         echo(record.getMessage(), err=True)
 
 
+class _JsonEvents(logging.Handler):
+    """`--format json`: one JSON object per line on stdout as things happen (schemas/events.schema.json): the events
+    qmspec tags (step started and finished, progress, retries, checks), every warning, and the other INFO lines as
+    `log`. The human log still goes to stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tagged = getattr(record, EVENT, None)
+        if tagged is None and record.levelno < logging.INFO:
+            return
+        kind = (tagged or {}).get("type") or ("warning" if record.levelno >= logging.WARNING else "log")
+        emit_event(kind, record.getMessage().strip(), record.levelname.lower(),
+                   **{key: value for key, value in (tagged or {}).items() if key != "type"})
+
+
+def emit_event(kind: str, message: str, level: str = "info", /, **fields) -> None:
+    line = {"type": kind, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level, "message": message}
+    echo(json.dumps(line | {key: value for key, value in fields.items() if value is not None}, default=str))
+
+
+def _streaming_events() -> bool:
+    return any(isinstance(handler, _JsonEvents) for handler in logging.getLogger(ROOT).handlers)
+
+
+def events_option(command):
+    """--format json on the commands that change things: the event stream instead of the text; such a command
+    cannot ask, so it needs --auto-approve, as Terraform's `apply -json` does."""
+    @functools.wraps(command)
+    def with_events(*args, fmt: str, **kwargs):
+        if fmt == "json":
+            if not kwargs.get("auto_approve"):
+                raise click.UsageError("--format json streams events and cannot ask for confirmation: pass --auto-approve too")
+            logging.getLogger(ROOT).addHandler(_JsonEvents())
+        return command(*args, **kwargs)
+
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="json: one event per line on stdout as the command runs (schemas/events.schema.json).")(with_events)
+
+
+def say(text: str = "", **options) -> None:
+    """A result line: on stdout, or under --format json on stderr (stdout holds the events)."""
+    echo(text, **({"err": True} if _streaming_events() else {}), **options)
+
+
+def summary(status: str, message: str, exit_code: int, **fields) -> None:
+    """The stream's last event: how the command ended."""
+    if _streaming_events():
+        emit_event("summary", message, status=status, exit_code=exit_code, **fields)
+
+
 def echo(text: str = "", **options) -> None:
     """Everything the command line prints, scrubbed by the one scrubber (errors.redact)."""
     click.echo(redact(text), **options)
@@ -98,12 +150,15 @@ def _show_log(level: int | None) -> None:
     for handler in shown:
         root.removeHandler(handler)
     if level is None:
+        for handler in [handler for handler in root.handlers if isinstance(handler, _JsonEvents)]:
+            root.removeHandler(handler)
         root.setLevel(shown[0].previous if shown else root.level)
         return
     handler = _ToStderr()
+    handler.setLevel(level)
     handler.previous = shown[0].previous if shown else root.level
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if _streaming_events() else level)  # tagged DEBUG events (each check) reach the stream
 
 
 def preflight_option(command):
@@ -114,16 +169,23 @@ def preflight_option(command):
 def confirmer(auto_approve: bool):
     """Print what is about to happen, then ask: `yes` at a terminal or piped in, or --auto-approve."""
     def confirm(preview: Preview) -> bool:
-        if preview.plan is not None:
-            echo(render(preview.plan, "text"), nl=False)
-        for line in preview.lines:
-            echo(line)
+        if _streaming_events():
+            emit_event("plan", preview.question, plan=preview.plan.to_dict() if preview.plan is not None else None,
+                       lines=list(preview.lines) or None)
+        else:
+            if preview.plan is not None:
+                echo(plan_text(preview.plan), nl=False)
+            for line in preview.lines:
+                echo(line)
         if auto_approve:
             return True
         if sys.stdin.isatty():
             answer = click.prompt(f"{preview.question} Only 'yes' is accepted", default="", show_default=False)
         else:
             answer = sys.stdin.readline()
+            if not answer:  # nothing on standard input (CI): no one was asked
+                raise workflow.NotConfirmed(f"{preview.question} needs an answer: answer yes at a terminal or on standard "
+                                            "input, or pass --auto-approve (CI)")
         return answer.strip() == "yes"
 
     return confirm
@@ -131,8 +193,29 @@ def confirmer(auto_approve: bool):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qmspec")
-def cli():
+@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain plans at a terminal too (also NO_COLOR, see no-color.org).")
+def cli(no_color):
     """Declarative embedding-model migrations for Qdrant."""
+    _colors["off"] = no_color
+
+
+_colors = {"off": False}
+STEP_COLORS = {"+": "green", "~": "yellow", "-": "red", "?": "cyan", "=": None}
+STEP_LINE = re.compile(r"^(  )([+~?=-])( .*)$")
+
+
+def plan_text(plan) -> str:
+    """A plan as text; at a terminal, its step symbols coloured as Terraform's are (+ create, ~ change, - delete)."""
+    text = render(plan, "text")
+    if _colors["off"] or not sys.stdout.isatty():
+        return text
+
+    def coloured(line: str) -> str:
+        found = STEP_LINE.match(line)
+        colour = STEP_COLORS.get(found.group(2)) if found else None
+        return f"{found.group(1)}{click.style(found.group(2), fg=colour, bold=True)}{found.group(3)}" if colour else line
+
+    return "\n".join(map(coloured, text.split("\n")))
 
 
 @cli.command()
@@ -163,7 +246,7 @@ def plan(spec_path, out, fmt, detailed_exitcode, no_preflight, state, state_dir,
     """Diff the spec against live Qdrant and print the ordered plan. Writes nothing to Qdrant."""
     review = workflow.review(spec_path, state=state, state_dir=state_dir, preflight=not no_preflight,
                              detailed_exitcode=detailed_exitcode, **connection)
-    echo(render(review.plan, fmt), nl=False)
+    echo(plan_text(review.plan) if fmt == "text" else render(review.plan, fmt), nl=False)
     _notes(review.notes, fmt)
     if out and review.plan.refused:
         echo(f"not saving {out}: a refused plan cannot be applied", err=True)
@@ -188,7 +271,7 @@ def show(plan_path, fmt, state, state_dir, **connection):
     """Print a saved plan after checking it: exit 1 if it is not what its spec plans to (edited), 4 if live state
     moved since it was made."""
     review = workflow.show(plan_path, state=state, state_dir=state_dir, **connection)
-    echo(render(review.plan, fmt), nl=False)
+    echo(plan_text(review.plan) if fmt == "text" else render(review.plan, fmt), nl=False)
     _notes(review.notes, fmt)
     if review.message:
         echo(review.message, err=True)
@@ -213,26 +296,30 @@ def show(plan_path, fmt, state, state_dir, **connection):
 @preflight_option
 @state_options
 @connection_options
+@events_option
 @logging_options
 def apply(source, auto_approve, no_preflight, **options):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
     result = workflow.apply(source, confirm=confirmer(auto_approve), preflight=not no_preflight, **options)
+    summary(result.status, result.message, result.exit_code, plan=result.plan.hash if result.plan else None,
+            findings=[finding.code for finding in result.plan.findings if finding.refuses] if result.status == "refused" else None,
+            report=json.loads(result.report.to_json()) if result.report is not None else None, way_out=list(result.way_out) or None)
     if result.status in ("refused", "stale"):
         if result.status == "refused":
-            echo(render(result.plan, "text"), nl=False)
+            say(plan_text(result.plan), nl=False)
         echo(result.message, err=True)
         sys.exit(result.exit_code)
     if result.status == "nothing":
-        echo(result.message)
+        say(result.message)
         sys.exit(result.exit_code)
     if result.report is not None:
-        echo(result.report.to_text(), nl=False)
+        say(result.report.to_text(), nl=False)
     if result.report_files:
         echo(f"verification report: {', '.join(result.report_files)}", err=True)
     if result.status == "verify_failed":
         echo(f"{result.message}\n" + "\n".join(f"  - {line}" for line in result.way_out), err=True)
     else:
-        echo(result.message)
+        say(result.message)
     sys.exit(result.exit_code)
 
 
@@ -242,12 +329,14 @@ def apply(source, auto_approve, no_preflight, **options):
 @click.option("--auto-approve", is_flag=True, help="Roll back without asking (CI).")
 @state_options
 @connection_options
+@events_option
 @logging_options
 def rollback(spec_path, auto_approve, **options):
     """Undo the last apply: point the alias back, restore settings changed in place, and delete what a failed or
     unfinished apply created that never served (with --drop-new, what any apply created)."""
     result = workflow.rollback(spec_path, confirm=confirmer(auto_approve), **options)
-    echo("".join(f"{line}\n" for line in result.done) + f"Rollback complete for alias {result.alias}.")
+    summary("rolled_back", f"Rollback complete for alias {result.alias}.", EXIT_OK, alias=result.alias, undone=list(result.done))
+    say("".join(f"{line}\n" for line in result.done) + f"Rollback complete for alias {result.alias}.")
 
 
 @cli.command()
@@ -255,12 +344,16 @@ def rollback(spec_path, auto_approve, **options):
 @click.option("--auto-approve", is_flag=True, help="Delete without asking (CI).")
 @state_options
 @connection_options
+@events_option
 @logging_options
 def cleanup(spec_path, auto_approve, **options):
     """Delete the collection the alias served before the last apply, once that apply was verified and swapped."""
     result = workflow.cleanup(spec_path, confirm=confirmer(auto_approve), **options)
+    said = f"deleted collection {result.deleted} (served {result.alias} before the last apply, verified and swapped)" if result.deleted \
+        else "nothing to delete"
+    summary("cleaned_up" if result.deleted else "nothing", said, EXIT_OK, deleted=result.deleted)
     if result.deleted:
-        echo(f"deleted collection {result.deleted} (served {result.alias} before the last apply, verified and swapped)")
+        say(said)
 
 
 @cli.command("import")
@@ -481,8 +574,13 @@ def run(args: list[str]) -> int:
         cli.main(args, prog_name="qmspec", standalone_mode=False)
     except SystemExit as done:  # commands end with sys.exit(code)
         return EXIT_OK if done.code is None else done.code if isinstance(done.code, int) else EXIT_ERROR
+    except workflow.Cancelled as cancelled:
+        echo(str(cancelled), err=True)
+        return EXIT_CANCELLED
     except QmspecError as error:
         echo(f"error: {error}", err=True)
+        if _wants_json(args):
+            _json_error(error, EXIT_ERROR)
         return EXIT_ERROR
     except click.exceptions.Abort as abort:  # click turns Ctrl-C (and our SIGTERM) into Abort
         if isinstance(abort.__cause__, KeyboardInterrupt):
@@ -493,6 +591,8 @@ def run(args: list[str]) -> int:
         return EXIT_ERROR
     except click.ClickException as error:
         error.show()
+        if _wants_json(args):
+            _json_error(error, EXIT_ERROR)
         return EXIT_ERROR
     except Exception as error:  # noqa: BLE001 - a bug in qmspec: say so plainly, keep the traceback on demand
         if os.environ.get("QMSPEC_DEBUG"):
@@ -503,6 +603,23 @@ def run(args: list[str]) -> int:
     finally:
         _show_log(None)
     return EXIT_OK
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--format=json" in args or any(arg == "--format" and value == "json" for arg, value in zip(args, args[1:]))
+
+
+def _json_error(error: Exception, exit_code: int) -> None:
+    """Under --format json, an error is also a JSON object on stdout: what a program reads instead of the stderr line."""
+    problem = (getattr(error, "problems", None) or [None])[0]
+    message = error.format_message() if isinstance(error, click.ClickException) else problem.message if problem else str(error)
+    located = {"file": problem.file, "line": problem.line, "key": problem.key, "fix": problem.fix} if problem else {}
+    if _streaming_events():
+        emit_event("error", message, "error", exit_code=exit_code, **located)
+        emit_event("summary", message, "error", status="error", exit_code=exit_code)
+    else:
+        echo(json.dumps({"error": {"message": message, **located, "exit_code": exit_code,
+                                   "problems": [dataclasses.asdict(p) for p in error.problems] if problem else None}}))
 
 
 def main() -> None:

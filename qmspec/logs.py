@@ -36,6 +36,15 @@ def logger(name: str) -> ScrubbedLogger:
     return ScrubbedLogger(logging.getLogger(name))
 
 
+EVENT = "qmspec_event"  # the LogRecord attribute of a structured event: {"type": ..., fields}
+
+
+def event(log: ScrubbedLogger, kind: str, message: str, level: int = logging.INFO, /, **fields) -> None:
+    """A log line that is also an event of the `--format json` stream (schemas/events.schema.json): the same record
+    for a person and for a machine, so neither can say something the other does not."""
+    log.log(level, message, extra={EVENT: {"type": kind, **fields}}, stacklevel=3)
+
+
 class _Forward(logging.Handler):
     def __init__(self, sink: Callable[[str], None]):
         super().__init__()

@@ -11,7 +11,7 @@ import time
 import tenacity
 
 from .errors import QdrantAccessError, redact
-from .logs import logger
+from .logs import event, logger
 from .project import RetryPolicy
 
 log = logger(__name__)
@@ -126,8 +126,10 @@ class RetryingClient:
 
     def _said(self, name: str):
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.info(f"      retrying {name} on the {self._where} in {state.next_action.sleep:.1f}s: {cause(state.outcome.exception())} "
-                     f"(attempt {state.attempt_number} of {self._policy.attempts})")
+            event(log, "retry", f"      retrying {name} on the {self._where} in {state.next_action.sleep:.1f}s: "
+                  f"{cause(state.outcome.exception())} (attempt {state.attempt_number} of {self._policy.attempts})",
+                  call=name, attempt=state.attempt_number, attempts=self._policy.attempts, wait_s=round(state.next_action.sleep, 3),
+                  reason=cause(state.outcome.exception()))
 
         return before_sleep
 

@@ -26,7 +26,7 @@ from .project import Connection, Target, resolve_target
 
 _logger = logger(__name__)  # `log` is the name of the sink callers pass in
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_STALE, EXIT_CANCELLED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 DEFAULT_STATE_DIR = ".qmspec/state"
 
 
@@ -40,6 +40,10 @@ class PlanTampered(PlanFileError):
 
 class NotConfirmed(QmspecError):
     """The change was not approved: nothing was done."""
+
+
+class Cancelled(NotConfirmed):
+    """Asked, and the answer was not yes: nothing was done (exit 5, as Terraform's "Apply cancelled.")."""
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,7 @@ def _confirmer(auto_approve: bool, confirm: Confirm | None, command: str) -> Con
 
 def _asked(approve: Confirm, preview: Preview, command: str) -> None:
     if not approve(preview):
-        raise NotConfirmed(f"{command} needs confirmation: answer yes at a terminal or on standard input, or pass "
-                           "--auto-approve (CI)")
+        raise Cancelled(f"{command.capitalize()} cancelled.")
 
 
 # ---------------------------------------------------------------- validate, plan, show
@@ -831,7 +834,7 @@ def query_lines(spec: Spec, queries_file: str | None) -> dict:
     return {f"q{number}": text for number, text in enumerate(lines, 1)}
 
 
-__all__ = ["ApplyBlocked", "ApplyResult", "Candidates", "CleanupResult", "Drift", "ImportResult", "LlmJudge", "NotConfirmed", "PlanTampered",
+__all__ = ["ApplyBlocked", "ApplyResult", "Cancelled", "Candidates", "CleanupResult", "Drift", "ImportResult", "LlmJudge", "NotConfirmed", "PlanTampered",
            "Preview",
            "Review", "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff",
            "import_collection", "inspect", "judge", "plan", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]

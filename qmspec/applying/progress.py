@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..logs import logger
+from ..logs import event, logger
 from ..planning.modelfacts import duration
 
 log = logger(__name__)
@@ -34,4 +34,5 @@ class Progress:
             self.stream.write("\r" + line + ("\n" if final else ""))
             self.stream.flush()
         else:
-            log.info("      " + line)
+            event(log, "progress", "      " + line, label=self.label, done=done, total=self.total, rate=round(rate, 1),
+                  eta_s=round((self.total - done) / rate, 1) if self.total and rate and done < self.total else None)

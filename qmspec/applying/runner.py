@@ -10,7 +10,7 @@ import time
 from typing import Callable
 
 from ..errors import redact
-from ..logs import logger
+from ..logs import event, logger
 from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, SwitchQuery, Verify
 from ..project import Target
 from ..sourcefiles import check_source_files
@@ -50,7 +50,8 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
                                                               if isinstance(step, SwapAlias) else
                                                               "the new vectors are filled and verified, the recorded query is untouched"))
                 return "staged"
-            log.info(f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}")
+            event(log, "step_started", f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}",
+                  step=index + 1, steps=total, kind=step.kind, title=title(step), resuming=bool(state.checkpoint))
             resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
             state.status, state.started_at = "running", now()
             journal.save()
@@ -73,7 +74,9 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
             fault_point("effect")
             state.status, state.result, state.finished_at = "done", result or {}, now()
             journal.save()
-            log.info(f"      done in {time.monotonic() - started:.1f}s")
+            elapsed = time.monotonic() - started
+            event(log, "step_finished", f"      done in {elapsed:.1f}s", step=index + 1, steps=total, kind=step.kind,
+                  seconds=round(elapsed, 3), result=state.result)
         journal.finish("succeeded")
         records.discard()  # nothing reads them again: rollback points the alias back, cleanup deletes the old collection
         return "succeeded"

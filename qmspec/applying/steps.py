@@ -6,6 +6,7 @@ only after the batch was written, so a resumed step re-sends at most the batches
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,7 +16,7 @@ from qdrant_client import models
 from ..embed import get_embedder, is_loaded
 from ..embed.vectors import fit_linear_map, map_recall
 from ..errors import QmspecError
-from ..logs import logger
+from ..logs import event, logger
 from ..planning.modelfacts import model_needs
 from ..planning.partitions import IdRange
 from ..planning.plan import (BackfillVector, CatchUp, CatchUpVector, CopyPoints, CreateCollection, CreateShardKeys, CreateVector,
@@ -459,7 +460,11 @@ def verify_target(step: Verify, run: Run) -> dict:
             entry.ledger.close()
     run.journal.active.verification = {"passed": report.passed, "json": report.to_json(), "markdown": report.to_markdown(),
                                        "text": report.to_text()}
-    log.info(f"      {report.summary()}")
+    for check in report.checks:
+        event(log, "check", f"      {check.name}: {'pass' if check.passed else 'FAIL'}: {check.detail}", logging.DEBUG,
+              collection=step.target, check=check.name, passed=check.passed, accepted=getattr(check, "accepted", None) or None,
+              detail=check.detail, figures=check.figures.get("intervals") if check.name == "quality" else None)
+    event(log, "verified", f"      {report.summary()}", collection=step.target, passed=report.passed)
     if not report.passed:
         raise VerificationFailed(report)
     return {"passed": True}

@@ -182,6 +182,8 @@ def check_quality(client, step, local: dict, accepted: str | None) -> Check:
                "confidence": quality.confidence}
     left_out = (f"; {len(unjudgeable)} of {len(judged)} judged queries left out: none of their relevant ids is in "
                 f"{' or '.join(sides)}" if unjudgeable else "")
+    if unjudgeable:
+        log.warning(f"      quality: {left_out[2:]}")
     if not judgments:
         return Check("quality", False, f"no evidence: none of the {len(judged)} judged queries' relevant ids exists in "
                                        f"{' or '.join(sides)}: the judgments are of other points (another collection, another id "

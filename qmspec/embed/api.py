@@ -18,7 +18,7 @@ import numpy as np
 import tenacity
 
 from ..errors import remember_secret
-from ..logs import logger
+from ..logs import event, logger
 from ..planning import envvars
 from ..trust import require_key_destination
 from . import EmbedderError
@@ -98,9 +98,12 @@ class OpenAICompatibleEmbedder:
         started = time.monotonic()
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=self.backoff,
                                      stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True,
-                                     before_sleep=lambda state: log.info(
-                                         f"      retrying {len(texts)} texts at {self.base_url} in {state.next_action.sleep:.1f}s: "
-                                         f"{state.outcome.exception()} (attempt {state.attempt_number} of {self.max_retries + 1})"))
+                                     before_sleep=lambda state: event(
+                                         log, "retry", f"      retrying {len(texts)} texts at {self.base_url} in "
+                                         f"{state.next_action.sleep:.1f}s: {state.outcome.exception()} (attempt {state.attempt_number} "
+                                         f"of {self.max_retries + 1})", call=f"embed {len(texts)} texts", attempt=state.attempt_number,
+                                         attempts=self.max_retries + 1, wait_s=round(state.next_action.sleep, 3),
+                                         reason=str(state.outcome.exception())))
         try:
             for attempt in retrying:
                 with attempt:
