@@ -15,6 +15,7 @@ from ..planning.plan import CopyPoints, LoadFiles, Plan, Step, SwapAlias, Switch
 from ..project import Target
 from ..sourcefiles import check_source_files
 from .engines import InlineEngine
+from .hooks import HookFailed, run_hook
 from .journal import Journal, fault_point, now
 from .records import Records, RecordsMissing
 from .steps import ApplyError, Run, execute
@@ -50,6 +51,15 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
                                                               if isinstance(step, SwapAlias) else
                                                               "the new vectors are filled and verified, the recorded query is untouched"))
                 return "staged"
+            swaps = isinstance(step, (SwapAlias, SwitchQuery))
+            try:
+                run_hook(plan, journal, "pre_apply", title(step))
+                if swaps:
+                    run_hook(plan, journal, "pre_swap", title(step))
+            except HookFailed as failed:
+                journal.finish("failed")
+                _on_failure(plan, journal, title(step), str(failed))
+                raise
             event(log, "step_started", f"[{index + 1}/{total}] {title(step)}{' (resuming)' if state.checkpoint else ''}",
                   step=index + 1, steps=total, kind=step.kind, title=title(step), resuming=bool(state.checkpoint))
             resumed = state.status != "pending"  # begun before a crash, a failure or an interruption
@@ -59,9 +69,10 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
             run = Run(client, embedded, journal, index, records, known, resumed, engine or InlineEngine(), target)
             try:
                 result = execute(step, run)
-            except VerificationFailed:
+            except VerificationFailed as refused:
                 state.status = "failed"
                 journal.finish("verify_failed")
+                _on_failure(plan, journal, title(step), str(refused))
                 raise
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as CI sends on cancel: journal what was done, then stop
                 state.status = "interrupted"
@@ -70,6 +81,7 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
             except Exception as error:  # noqa: BLE001 - Qdrant client errors are mostly plain ValueError / HTTP errors
                 state.status, state.error = "failed", redact(str(error).splitlines()[0][:500] if str(error) else type(error).__name__)
                 journal.finish("failed")
+                _on_failure(plan, journal, title(step), state.error)
                 raise ApplyError(_failure_message(title(step), index, error)) from None
             fault_point("effect")
             state.status, state.result, state.finished_at = "done", result or {}, now()
@@ -77,11 +89,21 @@ def apply_plan(plan: Plan, client, journal: Journal, embedded: bool, title: Call
             elapsed = time.monotonic() - started
             event(log, "step_finished", f"      done in {elapsed:.1f}s", step=index + 1, steps=total, kind=step.kind,
                   seconds=round(elapsed, 3), result=state.result)
+            if swaps:
+                run_hook(plan, journal, "post_swap", title(step))
         journal.finish("succeeded")
         records.discard()  # nothing reads them again: rollback points the alias back, cleanup deletes the old collection
         return "succeeded"
     finally:
         records.baseline.close()
+
+
+def _on_failure(plan: Plan, journal: Journal, step: str, error: str) -> None:
+    """The on_failure hook, whose own failure is only logged: the step's failure is what the caller reports."""
+    try:
+        run_hook(plan, journal, "on_failure", step, error)
+    except Exception as failed:  # noqa: BLE001 - a broken notifier must not hide why the apply stopped
+        log.warning(f"      hook on_failure could not run: {failed}")
 
 
 def check_files(plan: Plan) -> None:

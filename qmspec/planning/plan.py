@@ -468,6 +468,29 @@ def _embeds_nothing(step: Step) -> tuple[Work, ...]:
     return ()
 
 
+HOOK_POINTS = ("pre_apply", "pre_swap", "post_swap", "on_failure")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command of the team's own run around the apply (Flyway's callbacks): `pre_apply` before the first step,
+    `pre_swap` before the alias swap or the query switch, `post_swap` after it, `on_failure` when a step fails. It
+    gets the apply's facts (QMSPEC_*) and, of the environment, only PATH, HOME, the locale and the variables `env`
+    names: a key reaches a hook only when the spec says so."""
+
+    point: str  # one of HOOK_POINTS
+    run: str  # a shell command, run from the spec's folder
+    timeout_s: float = 300.0
+    env: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict) -> Hook:
+        return cls(data["point"], data["run"], data.get("timeout_s", 300.0), tuple(data.get("env", ())))
+
+    def to_json(self) -> dict:
+        return {"point": self.point, "run": self.run, "timeout_s": self.timeout_s} | ({"env": list(self.env)} if self.env else {})
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str
@@ -502,6 +525,10 @@ class Plan:
     format: int = PLAN_FORMAT
     against: dict | None = field(default=None, metadata=SINCE_0_2)  # what it was planned against: {kind, where, version, existed, chosen_by}
     strategy: str = field(default="", metadata=SINCE_0_2)  # the guide's path the planner chose, and why, in a sentence
+    hooks: tuple[Hook, ...] = field(default=(), metadata=SINCE_0_2)  # the spec's hooks, in the plan so a review sees them
+
+    def hook(self, point: str) -> Hook | None:
+        return next((hook for hook in self.hooks if hook.point == point), None)
 
     @property
     def refused(self) -> bool:
@@ -609,7 +636,8 @@ def _decode(hint, value, declared: dataclasses.Field | None = None):
         typed = [argument for argument in arguments if argument is not type(None)]
         return _decode(typed[0], value) if len(typed) == 1 else value
     if origin is tuple and isinstance(value, list):
-        return tuple(value)
+        item = arguments[0] if arguments else None
+        return tuple(item.from_json(entry) if hasattr(item, "from_json") and isinstance(entry, dict) else entry for entry in value)
     if origin is dict and len(arguments) == 2 and hasattr(arguments[1], "from_json"):
         return {key: arguments[1].from_json(item) for key, item in value.items()}
     if isinstance(hint, type) and hasattr(hint, "from_json") and isinstance(value, dict):

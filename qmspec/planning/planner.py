@@ -73,6 +73,7 @@ def plan_migration(spec: Spec, live: LiveState, spec_file: str | None = None, mo
         estimate=estimate(steps, situation.models),
         spec_text=spec.text,
         env=spec.env,
+        hooks=spec.hooks,
         models={name: dataclasses.asdict(facts) for name, facts in sorted(situation.models.items())},
         against=against,
         strategy=strategy(spec, live, situation, steps),

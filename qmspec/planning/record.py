@@ -50,6 +50,7 @@ class ApplyRecord:
     cleaned_up: str | None = None  # the old collection `qmspec cleanup` deleted
     accepted: dict | None = None  # {"reason", "at"}: a person accepted the failed quality gates (apply --accept-quality)
     records: str | None = None  # where its baseline and learned maps are kept (file, qdrant); None: by qmspec 0.1.0
+    hooks: dict | None = None  # point -> {"status", "exit_code", "seconds", "at"}: a passed hook is not run again on resume
 
     @classmethod
     def begin(cls, plan: Plan, at: str, records: str | None = None) -> ApplyRecord:

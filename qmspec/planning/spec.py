@@ -22,6 +22,7 @@ import jsonschema
 from ..errors import Problem, QmspecError, SpecError, has_credentials
 from . import envvars
 from .judgments import load_judgments
+from .plan import Hook
 from .settings import CollectionSettings, index_schema
 from .yamlpos import YamlDocument, YamlSyntaxError, line_of, load_yaml
 
@@ -194,6 +195,13 @@ class ConnectionSpec:
     grpc_port: int = 6334
 
 
+def _hook(point: str, entry) -> Hook:
+    """`pre_swap: ./deploy-query.sh`, or `pre_swap: {run: ..., timeout: 5m, env: [DEPLOY_TOKEN]}`."""
+    if isinstance(entry, str):
+        return Hook(point, entry)
+    return Hook(point, entry["run"], seconds(entry.get("timeout", "5m")), tuple(entry.get("env", ())))
+
+
 @dataclass(frozen=True)
 class Override:
     """One policy.allow entry: a rule code accepted for this spec, why, and until when (a date, inclusive; Vespa's
@@ -236,6 +244,7 @@ class Spec:
     cleanup_when: str = "after_verify"
     observe_for_s: float = DEFAULT_OBSERVE_FOR_S  # cleanup.observe_for: how long a vector goes unqueried before its in-place drop
     allow: tuple[Override, ...] = ()  # policy.allow: rules accepted on purpose, each with its reason and end
+    hooks: tuple[Hook, ...] = ()
     spec_hash: str = ""
     lines: dict = field(default_factory=dict, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # the file as read: plans carry it
@@ -628,6 +637,7 @@ def _build_spec(data: dict, context: _Context) -> Spec:
         cleanup_when=cleanup.get("when", "after_verify"),
         observe_for_s=seconds(cleanup.get("observe_for", "24h")),
         allow=tuple(map(Override.of, data.get("policy", {}).get("allow", []))),
+        hooks=tuple(_hook(point, entry) for point, entry in (data.get("hooks") or {}).items()),
         spec_hash=spec_hash(data),
         lines=dict(context.document.lines),
     )

@@ -327,6 +327,8 @@ def render_text(plan: Plan) -> str:
         lines.append(f"  {symbol(step)} {number}. {title}")
         lines += [f"        {detail}" for detail in details if detail]
     lines += [f"  = {line}" for line in kept(plan)]
+    if plan.hooks:
+        lines += ["", "Hooks (the team's own commands, run around the steps):"] + [f"  {hooked(hook)}" for hook in plan.hooks]
     if plan.notes:
         lines += ["", "Vectors:"] + [f"  {note}" for note in plan.notes]
     if plan.findings:
@@ -346,6 +348,12 @@ def render_text(plan: Plan) -> str:
     if verdict(plan):
         lines.append(verdict(plan))
     return "\n".join(lines) + "\n"
+
+
+def hooked(hook) -> str:
+    """pre_swap: ./deploy.sh (timeout 10m; also gets DEPLOY_TOKEN)"""
+    handed = f"; also gets {', '.join(hook.env)}" if hook.env else ""
+    return f"{hook.point}: {hook.run} (timeout {duration(hook.timeout_s)}{handed})"
 
 
 def acceptance(finding) -> str:
@@ -382,6 +390,8 @@ def render_markdown(plan: Plan) -> str:
             accepted = f"<br>{_md(acceptance(finding))}" if finding.allowed else ""
             lines.append(f"| `{finding.code}` | {status} | {_md(finding.title)}: {_md(finding.message)} (`{_where(plan, finding)}`){accepted} | {_md(finding.fix)} |")
         lines.append("")
+    if plan.hooks:
+        lines += ["Hooks:", ""] + [f"- {_md(hooked(hook))}" for hook in plan.hooks] + [""]
     if plan.notes:
         lines += ["<details><summary>Vectors: embed or carry</summary>", ""] + [f"- {_md(note)}" for note in plan.notes] + ["", "</details>", ""]
     if estimates(plan):
