@@ -12,3 +12,27 @@ os.environ.setdefault("QMSPEC_PLUGINS", "tests.plugins")
 # The tests stand for a user's machine wherever they run: the CI runner's CI=true would turn each default embedded store
 # into a refused "job meant for a server". The tests of that refusal set CI themselves.
 os.environ.pop("CI", None)
+
+
+def _plans_checked_against_their_schema() -> None:
+    """Every plan the suite writes as JSON (`plan --format json`, `--out`, the API) is validated against
+    schemas/plan.schema.json: what a policy on the plan (README: OPA / conftest) relies on holds for all of them."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from qmspec.planning.plan import Plan
+
+    validator = jsonschema.Draft202012Validator(json.loads((Path(__file__).parent.parent / "schemas" / "plan.schema.json").read_text()))
+    written = Plan.to_json
+
+    def to_json(self) -> str:
+        text = written(self)
+        validator.validate(json.loads(text))
+        return text
+
+    Plan.to_json = to_json
+
+
+_plans_checked_against_their_schema()
