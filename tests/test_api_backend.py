@@ -51,6 +51,7 @@ def test_requests_run_concurrently_up_to_the_limit():
     assert elapsed < 1.0  # two rounds of 0.2 s, not ten
 
 
+@pytest.mark.e2e  # waits on real clocks (Retry-After, backoff, timeouts)
 def test_429_waits_as_long_as_retry_after_says_then_succeeds():
     with EmbeddingServer(hash_embed(), faults=[("status", 429, 1)]) as server:
         started = time.monotonic()
@@ -60,6 +61,7 @@ def test_429_waits_as_long_as_retry_after_says_then_succeeds():
     assert 1.0 <= waited < 3.0
 
 
+@pytest.mark.e2e  # waits on real clocks (Retry-After, backoff, timeouts)
 def test_server_errors_and_timeouts_are_retried():
     faults = [("status", 500, None), ("hang", 1.5), None]
     with EmbeddingServer(hash_embed(), faults=faults) as server:

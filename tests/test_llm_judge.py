@@ -68,6 +68,7 @@ def test_graded_judgments_concurrently_with_an_estimate_first_and_a_rerun_that_a
     assert KEY not in first.stdout + first.stderr + again.stdout + again.stderr + everything_written(deployed)
 
 
+@pytest.mark.e2e  # waits on real clocks (Retry-After, backoff, timeouts)
 def test_429_with_retry_after_and_a_500_are_retried(deployed, monkeypatch):
     with ChatServer(assessor(umbrela_like), key=KEY, faults=[("status", 429, 1), None, ("status", 500, 0)]) as server:
         result = judge(server, monkeypatch, "--llm-concurrency", "1", cwd=deployed)

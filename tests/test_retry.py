@@ -60,6 +60,7 @@ class FakeQdrant:
 
 @pytest.mark.parametrize("faults", [[(503, {})] * 2, ["reset"], ["hang"], [(502, {}), (504, {})]],
                          ids=["503-twice", "reset", "hang", "502-504"])
+@pytest.mark.e2e  # waits on real clocks (Retry-After, backoff, timeouts)
 def test_transient_faults_are_retried_until_the_call_succeeds(faults):
     fake = FakeQdrant(faults)
     with open_client(Target(url=fake.url, retry=FAST)) as client:
@@ -67,6 +68,7 @@ def test_transient_faults_are_retried_until_the_call_succeeds(faults):
     assert fake.calls == len(faults) + 1
 
 
+@pytest.mark.e2e  # waits on real clocks (Retry-After, backoff, timeouts)
 def test_429_waits_as_long_as_retry_after_says():
     fake = FakeQdrant([(429, {"Retry-After": "1"})])
     started = time.monotonic()

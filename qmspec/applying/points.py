@@ -8,6 +8,7 @@ from qdrant_client import models
 from ..embed import get_embedder
 from ..errors import QmspecError
 from ..planning.plan import Embedding
+from .progress import embedded
 
 
 class MissingText(QmspecError):
@@ -22,7 +23,14 @@ def embed_points(embedder, points: list, vector: str, text_field: str, sparse: b
                          "fix their payloads or set text_field in the spec")
     if not points:
         return []
-    embeddings = embedder.embed([p.payload[text_field] for p in points])
+    texts = [p.payload[text_field] for p in points]
+    # in chunks of what the embedder sends at once (a batch, times the requests in flight of an API), so the progress
+    # moves with every batch and the embedder still batches as it would
+    chunk = max(1, getattr(embedder, "batch", 256) * getattr(embedder, "concurrency", 1))
+    embeddings = []
+    for start in range(0, len(texts), chunk):
+        embeddings += list(embedder.embed(texts[start:start + chunk]))
+        embedded(len(texts[start:start + chunk]))
     return [models.PointVectors(id=p.id, vector={vector: vector_value(value, sparse)}) for p, value in zip(points, embeddings)]
 
 

@@ -169,14 +169,18 @@ def create_vector(client, collection: str, vector: str, sparse: bool, config: di
 
 
 def wait_until_ready(client, collection: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    from .progress import phase
+
     deadline = time.monotonic() + timeout_s
-    while True:
-        status = client.get_collection(collection).status
-        if getattr(status, "value", status) == "green":
-            return
-        if time.monotonic() > deadline:
-            raise QmspecError(f"{collection} is still {status} after {timeout_s:.0f}s of indexing; re-run apply to keep waiting")
-        time.sleep(1)
+    status = client.get_collection(collection).status
+    if getattr(status, "value", status) == "green":
+        return
+    with phase(f"waiting for {collection} to turn green (indexing)"):
+        while getattr(status, "value", status) != "green":
+            if time.monotonic() > deadline:
+                raise QmspecError(f"{collection} is still {status} after {timeout_s:.0f}s of indexing; re-run apply to keep waiting")
+            time.sleep(1)
+            status = client.get_collection(collection).status
 
 
 def aliases(client) -> dict[str, str]:

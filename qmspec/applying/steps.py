@@ -29,7 +29,7 @@ from .engines import InlineEngine
 from .journal import Journal, fault_point, now
 from .partitioned import PointMaker, backfill_partitioned, copy_partitioned
 from .points import embed_into, embed_points
-from .progress import Progress
+from .progress import Progress, phase
 from .reconcile import CatchUpCounts, WrittenPage, catch_up, written
 from .records import Records
 from .transfer import OnShardKey, pipelined, scroll_pages, update_vectors, upload
@@ -251,9 +251,10 @@ def _load_models(embed: dict) -> None:
 
 
 def _loaded(model: dict):
-    if not is_loaded(model):  # the first use in this process loads the weights: the slow part worth a line
-        log.info(f"      loading {model['name']} ({model.get('backend')})")
-    return get_embedder(model)
+    if is_loaded(model):
+        return get_embedder(model)
+    with phase(f"loading {model['name']} ({model.get('backend')})"):  # the first use in this process loads the weights
+        return get_embedder(model)
 
 
 @execute.register(EmbedVectors)

@@ -170,12 +170,11 @@ def check_quality(client, step, local: dict, accepted: str | None) -> Check:
     """The judged queries on the new collection (the spec's query) and on what the alias serves now (the query the
     application runs there), side by side, each gated metric decided on its confidence interval (evidence.py)."""
     from ..planning.judgments import load_judgments
-    from .evidence import Evidence
-    from .quality import Retriever, evaluate, gates, rank
+    from .progress import phase
 
     quality = step.quality
     judged = load_judgments(quality.judgments)
-    metrics, depth = list(quality.metrics), quality.depth
+    metrics = list(quality.metrics)
     sides = [step.target] + ([quality.current.collection] if quality.current else [])
     judgments, unjudgeable = with_evidence(client, judged, sides)
     figures = {"metrics": metrics, "queries": len(judgments), "judged_queries": len(judged), "without_evidence": len(unjudgeable),
@@ -188,6 +187,16 @@ def check_quality(client, step, local: dict, accepted: str | None) -> Check:
         return Check("quality", False, f"no evidence: none of the {len(judged)} judged queries' relevant ids exists in "
                                        f"{' or '.join(sides)}: the judgments are of other points (another collection, another id "
                                        "scheme?); judge this collection's points (`qmspec judge`)", figures)
+    with phase(f"quality: {len(judgments)} judged queries on {step.target}" + (f" and {quality.current.collection}" if quality.current else "")):
+        return _quality_gated(client, step, local, accepted, judgments, figures, left_out, quality)
+
+
+def _quality_gated(client, step, local: dict, accepted: str | None, judgments, figures: dict, left_out: str, quality) -> Check:
+    """Both sides ranked and scored, the gates decided on the intervals: check_quality's work once it has evidence."""
+    from .evidence import Evidence
+    from .quality import Retriever, evaluate, gates, rank
+
+    metrics, depth = list(quality.metrics), quality.depth
     new, per_query = evaluate(judgments, rank(client, Retriever(step.target, quality.query), judgments.queries, depth, local), metrics)
     figures |= {"new": new, "per_query_new": per_query}
     current = per_query_current = None

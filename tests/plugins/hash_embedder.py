@@ -15,6 +15,7 @@ class HashEmbedder:
         self.name = model["name"]
         self.size = int((model.get("options") or {}).get("size", 16))
         self.delay = float((model.get("options") or {}).get("delay", 0))
+        self.batch = int(model.get("batch_size") or 256)  # what a real embedder sends at once: progress moves per batch
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if self.delay:
