@@ -293,13 +293,17 @@ def show(plan_path, fmt, state, state_dir, **connection):
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: processes on this machine; ray: a Ray cluster (needs qmspec[ray]).")
 @click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: RAY_ADDRESS, else a local cluster).")
+@click.option("--rehearse", type=click.IntRange(1, 1_000_000), metavar="N",
+              help="Run the whole plan (and a rollback) on a scratch copy of N sampled points instead; nothing live is written.")
 @preflight_option
 @state_options
 @connection_options
 @events_option
 @logging_options
-def apply(source, auto_approve, no_preflight, **options):
+def apply(source, auto_approve, no_preflight, rehearse, **options):
     """Execute the plan: create, copy, embed, verify, swap the alias; resumable after a crash."""
+    if rehearse:
+        sys.exit(_rehearse(source, rehearse, not no_preflight, options))
     result = workflow.apply(source, confirm=confirmer(auto_approve), preflight=not no_preflight, **options)
     summary(result.status, result.message, result.exit_code, plan=result.plan.hash if result.plan else None,
             findings=[finding.code for finding in result.plan.findings if finding.refuses] if result.status == "refused" else None,
@@ -321,6 +325,33 @@ def apply(source, auto_approve, no_preflight, **options):
     else:
         say(result.message)
     sys.exit(result.exit_code)
+
+
+def _rehearse(source: str, sample: int, preflight: bool, options: dict) -> int:
+    from .planning.modelfacts import duration
+
+    live_only = {"stop_before_swap": False, "accept_quality": None, "abandon_staged": False, "workers": 1, "engine": "local", "ray_address": None,
+                 "state": "file", "state_dir": workflow.DEFAULT_STATE_DIR, "lock_timeout": 0.0}
+    given = [name for name, default in live_only.items() if options.get(name, default) != default]
+    if given or source.endswith(".json"):
+        raise click.UsageError(f"--rehearse plans the spec afresh on a scratch copy: it takes a spec, and no --{(given or ['plan file'])[0].replace('_', '-')}")
+    done = workflow.rehearse(source, sample=sample, preflight=preflight, **{key: options.get(key) for key in ("env", "path", "url", "api_key_env")})
+    said = ", ".join(f"{name}: {copied:,} of {live:,} points" for name, (copied, live) in done.sampled.items())
+    say(f"Rehearsal of alias {done.alias} on a scratch copy ({said}); times at full size are the sample's x{done.scale:,.1f}:")
+    for step in done.steps:
+        at_size = step.extrapolated_s
+        full = "" if at_size is None else f"   about {at_size:.1f}s at full size" if at_size < 60 else f"   about {duration(at_size)} at full size"
+        say(f"  {step.number:>2}. {step.title:<60} {step.seconds:7.1f}s{full}")
+    if done.applied.report is not None:
+        say(done.applied.report.to_text(), nl=False)
+    for line in done.rolled_back:
+        say(f"  rolled back: {line}")
+    undone = "and was rolled back" if not any(line.startswith("not possible") for line in done.rolled_back) else "; it cannot be rolled back"
+    verdict = {"succeeded": f"passed: the plan ran end to end on the sample {undone}",
+               "nothing": "nothing to rehearse: the plan has no changes"}.get(done.applied.status, f"{done.applied.status}: {done.applied.message}")
+    say(f"Rehearsal {verdict}; nothing live was changed.")
+    summary(done.applied.status, verdict, done.exit_code, steps=[dataclasses.asdict(step) for step in done.steps])
+    return done.exit_code
 
 
 @cli.command()

@@ -12,6 +12,8 @@ rule or stopped before the swap by a verification gate, 4 a saved plan is stale,
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import PlanFileError, QmspecError, SpecError
-from .logs import forwarded, logger
+from .logs import EVENT, ROOT, forwarded, logger
 from .planning.plan import Plan, SwitchQuery
 from .planning.spec import SCHEMA_PATH, Spec, load_spec, spec_environments
 from .project import Connection, Target, resolve_target
@@ -467,21 +469,133 @@ def rollback(spec: str | os.PathLike, *, env=None, path=None, url=None, api_key_
              confirm: Confirm | None = None, log: Callable[[str], None] | None = None) -> RollbackResult:
     """Undo the last apply: point the alias back, restore settings changed in place, and delete what a failed or
     unfinished apply created that never served (with `drop_new`, what any apply created)."""
-    from .applying.rollback import plan_rollback, rollback as undo
-    from .applying.session import session
-
     where = _where(env, path, url, api_key_env, state, state_dir, lock_timeout)
     approve = _confirmer(auto_approve, confirm, "rollback")
     with forwarded(log):
-        loaded, target = _spec_and_target(spec, where)
-        with session(target, where.state, loaded.alias, f"qmspec rollback {spec}", where.command("unlock", spec)) as opened:
-            journal = opened.journal
-            actions = plan_rollback(opened.client, journal, drop_new)
-            lines = (f"Rollback of plan {journal.active.plan_hash} ({journal.active.status}) for alias {loaded.alias}:",
-                     *([f"  - {action.description}" for action in actions] or ["  nothing to change in Qdrant; the journal is closed"]))
-            _asked(approve, Preview("Roll back?", None, lines), "rollback")
-            done = undo(journal, actions)
+        return _rollback(spec, where, approve, drop_new)
+
+
+def _rollback(spec, where: Where, approve: Confirm, drop_new: bool) -> RollbackResult:
+    from .applying.rollback import plan_rollback, rollback as undo
+    from .applying.session import session
+
+    loaded, target = _spec_and_target(spec, where)
+    with session(target, where.state, loaded.alias, f"qmspec rollback {spec}", where.command("unlock", spec)) as opened:
+        journal = opened.journal
+        actions = plan_rollback(opened.client, journal, drop_new)
+        lines = (f"Rollback of plan {journal.active.plan_hash} ({journal.active.status}) for alias {loaded.alias}:",
+                 *([f"  - {action.description}" for action in actions] or ["  nothing to change in Qdrant; the journal is closed"]))
+        _asked(approve, Preview("Roll back?", None, lines), "rollback")
+        done = undo(journal, actions)
     return RollbackResult(loaded.alias, journal.active.plan_hash, tuple(done))
+
+
+@dataclass(frozen=True)
+class RehearsedStep:
+    number: int
+    title: str
+    kind: str
+    seconds: float
+    extrapolated_s: float | None  # at the full collection's size; None: a step whose time does not grow with the points
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What `apply --rehearse N` found on a scratch copy: each step's time there and extrapolated, the verification
+    (with its gates), and the rollback after it. Nothing live was written."""
+
+    alias: str
+    sampled: dict  # collection -> (points copied, points live)
+    steps: tuple[RehearsedStep, ...]
+    applied: ApplyResult
+    rolled_back: tuple[str, ...]
+    exit_code: int
+
+    @property
+    def scale(self) -> float:
+        return max((live / copied for copied, live in self.sampled.values() if copied), default=1.0)
+
+
+SCALES_WITH_POINTS = {"copy_points", "load_files", "embed_vectors", "backfill_vector", "catch_up", "catch_up_vector", "verify",
+                      "learn_adapter"}
+
+
+@dataclass(frozen=True)
+class _ScratchConnection:
+    """The rehearsal's embedded store, standing in for the target; the spec's environment overlay still applies."""
+
+    path: str
+    env: str | None = None
+
+    def target(self, spec_connection=None) -> Target:
+        return Target(path=self.path, chosen_by="the rehearsal")
+
+    def options(self) -> list[str]:
+        return ["--path", self.path]
+
+
+def rehearse(spec: str | os.PathLike, *, sample: int = 1000, env=None, path=None, url=None, api_key_env=None, preflight: bool = True,
+             log: Callable[[str], None] | None = None) -> Rehearsal:
+    """Copy what the spec's plan touches (settings, `sample` random points and every judged one, the aliases) from
+    live state into a scratch embedded store, and run the whole plan there: create, copy or embed, catch-up, verify
+    and its gates, swap, then roll back. Live state is only read."""
+    import tempfile
+
+    from qdrant_client import QdrantClient
+
+    from .applying.qdrant_ops import aliases as alias_map
+    from .applying.rehearsal import copy_sample
+    from .applying.session import StateOptions
+    from .connect import open_client
+    from .planning.judgments import load_judgments
+
+    where = _where(env, path, url, api_key_env)
+    with forwarded(log), tempfile.TemporaryDirectory(prefix="qmspec-rehearsal-") as scratch:
+        loaded, target = _spec_and_target(spec, where)
+        quality = loaded.verify.quality
+        judged = {pid for grades in load_judgments(quality.judgments).relevant.values() for pid in grades} if quality else set()
+        store = str(Path(scratch) / "qdrant")
+        with open_client(target, read_only=True) as live:
+            serving = alias_map(live).get(loaded.alias)
+            touched = [name for name in dict.fromkeys((serving, loaded.source.collection, loaded.collection)) if name]
+            copy = QdrantClient(path=store)
+            try:
+                sampled = copy_sample(live, copy, touched, sample, judged)
+            finally:
+                copy.close()
+        rehearsal = Where(_ScratchConnection(store, env), StateOptions("file", str(Path(scratch) / "state"), 0.0))
+        timings = _StepTimes()
+        logging.getLogger(ROOT).addHandler(timings)
+        try:
+            applied = _apply(str(spec), rehearsal, lambda preview: True, False, None, False, 1, "local", None, preflight)
+        finally:
+            logging.getLogger(ROOT).removeHandler(timings)
+        undone: tuple = ()
+        if applied.status not in ("refused", "nothing"):
+            try:
+                undone = _rollback(spec, rehearsal, lambda preview: True, True).done
+            except QmspecError as impossible:  # a finding of the rehearsal (a plan that deletes the old collection), not its failure
+                undone = (f"not possible after this plan: {impossible}",)
+    result = Rehearsal(loaded.alias, sampled, (), applied, tuple(undone), applied.exit_code)
+    steps = tuple(RehearsedStep(number, title, kind, seconds, seconds * result.scale if kind in SCALES_WITH_POINTS else None)
+                  for number, (title, kind, seconds) in sorted(timings.finished.items()))
+    return dataclasses.replace(result, steps=steps)
+
+
+class _StepTimes(logging.Handler):
+    """The step events of the rehearsal's apply: number -> (title, kind, seconds)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.titles: dict = {}
+        self.finished: dict = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tagged = getattr(record, EVENT, None) or {}
+        if tagged.get("type") == "step_started":
+            self.titles[tagged["step"]] = tagged["title"]
+        elif tagged.get("type") == "step_finished":
+            self.finished[tagged["step"]] = (self.titles.get(tagged["step"], tagged["kind"]), tagged["kind"], tagged["seconds"])
 
 
 def cleanup(spec: str | os.PathLike, *, env=None, path=None, url=None, api_key_env=None, state: str = "file",
@@ -836,5 +950,5 @@ def query_lines(spec: Spec, queries_file: str | None) -> dict:
 
 __all__ = ["ApplyBlocked", "ApplyResult", "Cancelled", "Candidates", "CleanupResult", "Drift", "ImportResult", "LlmJudge", "NotConfirmed", "PlanTampered",
            "Preview",
-           "Review", "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff",
-           "import_collection", "inspect", "judge", "plan", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]
+           "Rehearsal", "Review", "RollbackResult", "UnlockResult", "Validation", "apply", "cleanup", "compare", "drift", "environment_diff",
+           "import_collection", "inspect", "judge", "plan", "rehearse", "review", "rollback", "show", "status", "unlock", "validate", "write_schema"]
