@@ -346,8 +346,8 @@ def _rehearse(source: str, sample: int, preflight: bool, options: dict) -> int:
         say(done.applied.report.to_text(), nl=False)
     for line in done.rolled_back:
         say(f"  rolled back: {line}")
-    undone = "and was rolled back" if not any(line.startswith("not possible") for line in done.rolled_back) else "; it cannot be rolled back"
-    verdict = {"succeeded": f"passed: the plan ran end to end on the sample {undone}",
+    undone = " and was rolled back" if not any(line.startswith("not possible") for line in done.rolled_back) else "; it cannot be rolled back"
+    verdict = {"succeeded": f"passed: the plan ran end to end on the sample{undone}",
                "nothing": "nothing to rehearse: the plan has no changes"}.get(done.applied.status, f"{done.applied.status}: {done.applied.message}")
     say(f"Rehearsal {verdict}; nothing live was changed.")
     summary(done.applied.status, verdict, done.exit_code, steps=[dataclasses.asdict(step) for step in done.steps])

@@ -67,7 +67,6 @@ class OpenAICompatibleEmbedder:
         self.timeout = float(options.get("timeout_s", 60))
         self.limiter = RateLimiter(options.get("requests_per_minute"), options.get("tokens_per_minute"))
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout)
-        self.httpx = httpx
         prompts = model.get("prompts") or {}
         self.prompts = {role: prompt_text(prompts.get(role), {}) for role in ("query", "document")}
         self.dimension = self.dimensions
@@ -117,14 +116,7 @@ class OpenAICompatibleEmbedder:
                                 "retries); try again later, or raise max_retries / timeout_s") from None
 
     def _post(self, body: dict) -> dict:
-        try:
-            response = self.client.post("/embeddings", json=body)
-        except self.httpx.TimeoutException:
-            raise TransientError("no response in time") from None
-        except self.httpx.TransportError as exc:
-            raise TransientError(f"connection failed ({type(exc).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers.get("retry-after")))
+        response = post(self.client, "/embeddings", body)
         if response.status_code >= 400:
             raise EmbedderError(f"model {self.name!r} at {self.base_url}: HTTP {response.status_code}: "
                                 f"{_server_message(response)}; check the model name, api_key_env and base_url")
@@ -181,6 +173,22 @@ def token_batches(texts: list[str], max_tokens: int, max_texts: int) -> list[lis
         current.append(text)
         used += tokens
     return batches + ([current] if current else [])
+
+
+def post(client, path: str, body: dict):
+    """POST `body` to an OpenAI-compatible API: the response, or TransientError for what is worth retrying (a timeout,
+    a dropped connection, 429, 5xx, with the server's Retry-After). The caller reads the rest of the answer."""
+    import httpx
+
+    try:
+        response = client.post(path, json=body)
+    except httpx.TimeoutException:
+        raise TransientError("no response in time") from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"connection failed ({type(exc).__name__})") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers.get("retry-after")))
+    return response
 
 
 def retry_after(value: str | None) -> float | None:

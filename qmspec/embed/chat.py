@@ -21,7 +21,7 @@ from ..errors import remember_secret
 from ..logs import logger
 from ..trust import require_key_destination
 from . import EmbedderError
-from .api import RateLimiter, TransientError, _server_message, backoff, estimate_tokens, expanded, retry_after
+from .api import RateLimiter, TransientError, _server_message, backoff, estimate_tokens, expanded, post
 
 log = logger(__name__)
 
@@ -49,7 +49,6 @@ class ChatClient:
         self.backoff = backoff(tenacity.wait_exponential_jitter(multiplier=retry_wait_s, max=60, jitter=retry_wait_s))
         self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
-        self.httpx = httpx
         self.requests = 0
 
     def complete(self, prompt: str) -> str:
@@ -74,14 +73,7 @@ class ChatClient:
 
     def _post(self, body: dict) -> dict:
         self.requests += 1
-        try:
-            response = self.client.post("/chat/completions", json=body)
-        except self.httpx.TimeoutException:
-            raise TransientError("no response in time") from None
-        except self.httpx.TransportError as exc:
-            raise TransientError(f"connection failed ({type(exc).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"HTTP {response.status_code}", retry_after(response.headers.get("retry-after")))
+        response = post(self.client, "/chat/completions", body)
         if response.status_code >= 400:
             raise ChatError(f"{self.model!r} at {self.base_url}: HTTP {response.status_code}: {_server_message(response)}; check "
                             "--llm-model, --llm-api-key-env and --llm-base-url")
