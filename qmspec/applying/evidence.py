@@ -18,7 +18,6 @@ import numpy as np
 DEFAULT_CONFIDENCE = 0.95
 RESAMPLES = 10_000
 SEED = 0  # fixed: a verification is reproducible wherever it runs
-FEW_QUERIES = 50  # below this, `validate` warns: the intervals get wide
 
 
 @dataclass(frozen=True)
