@@ -9,7 +9,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .embedding_server import send_json
 
 
-class RecordingQdrant:
+class LoopbackEndpoint:
+    """An HTTP server on a free loopback port, its handler serving from a thread until `close`."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RecordingQdrant(LoopbackEndpoint):
     def __init__(self, status: int = 500):
         self.status = status
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, api-key header)
@@ -29,32 +50,17 @@ class RecordingQdrant:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer  # noqa: N815 - http.server's names
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.serve(Handler)
 
     def keys_received(self) -> list[str]:
         return [key for _, _, key in self.requests if key]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 
 QUOTA_REFUSAL = ("Disk usage is at 96% of total capacity, exceeding the configured limit of 95%. Help: Reduce disk usage "
                  "(e.g. delete points or drop collections), or raise `max_disk_usage_percent` in the global quota config.")
 
 
-class QuotaQdrant:
+class QuotaQdrant(LoopbackEndpoint):
     """A Qdrant 1.19 node at its disk quota, as a loopback endpoint: `GET /quotas` and `GET /telemetry` answer as 1.19
     does (two peers, one over its limit), and every write is refused with 507 Insufficient Storage and Qdrant's
     message. Records each request's method and path."""
@@ -91,14 +97,4 @@ class QuotaQdrant:
 
             do_PUT = do_POST = do_PATCH = _refuse  # noqa: N815
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)

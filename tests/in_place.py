@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from tests.migration import PLUGIN
 from tests.plugins.hash_embedder import HashEmbedder
 
-PLUGIN = "tests.plugins.hash_embedder:HashEmbedder"
 POINTS = 150
 SPEC = f"""\
 version: 1

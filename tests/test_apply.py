@@ -16,20 +16,16 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from qmspec.applying import journal as journal_module
 from qmspec.planning.plan import STEP_TYPES
 from qmspec.reports.render import describe
 
 from . import migration
+from .crashes import SimulatedCrash, crash_at  # noqa: F401 - crash_at is a fixture
 from .migration import SPEC, STEP_KINDS, snapshot
 from .run import cli
 
 POINTS = 120
 APPLY = ("apply", "spec.yaml", "--path", "store", "--auto-approve")
-
-
-class SimulatedCrash(BaseException):
-    """Not an Exception: nothing in qmspec handles it, as nothing runs after a SIGKILL."""
 
 
 def journal_of(folder: Path) -> dict:
@@ -54,21 +50,6 @@ def reference(template, tmp_path_factory) -> dict:
     result = cli(*APPLY, cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     return snapshot(folder / "store")
-
-
-@pytest.fixture()
-def crash_at(monkeypatch):
-    """Arm the fault point `fault` ("effect:N" or "checkpoint:N") for the next apply."""
-    def arm(fault: str) -> None:
-        def crash() -> None:
-            raise SimulatedCrash(fault)
-
-        monkeypatch.setenv("QMSPEC_FAULT", fault)
-        monkeypatch.setattr(journal_module, "crash", crash)
-        journal_module._fault_counts.clear()
-
-    yield arm
-    journal_module._fault_counts.clear()
 
 
 def test_every_step_type_has_an_executor_a_description_a_reverse_and_says_what_it_embeds():

@@ -11,33 +11,15 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from qmspec.applying import journal as journal_module
 
 from . import migration
+from .crashes import SimulatedCrash, crash_at  # noqa: F401 - crash_at is a fixture
 from .embedding_server import EmbeddingServer, hash_embed
 from .fake_qdrant import RecordingQdrant
 from .run import cli
 
 KEY = "qdrant-prod-key-4f2a9c1e77"
 APPLY = ("apply", "spec.yaml", "--path", "store", "--auto-approve")
-
-
-class SimulatedCrash(BaseException):
-    pass
-
-
-@pytest.fixture()
-def crash_at(monkeypatch):
-    def arm(fault: str | None) -> None:
-        monkeypatch.setattr(journal_module, "crash", lambda: (_ for _ in ()).throw(SimulatedCrash(fault)))
-        if fault:
-            monkeypatch.setenv("QMSPEC_FAULT", fault)
-        else:
-            monkeypatch.delenv("QMSPEC_FAULT", raising=False)
-        journal_module._fault_counts.clear()
-
-    yield arm
-    journal_module._fault_counts.clear()
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from qmspec.applying import journal as journal_module
 
+from .crashes import SimulatedCrash, crash_at  # noqa: F401 - crash_at is a fixture
 from .in_place import BACKFILL_CHECKPOINTS, DROP_OLD, KEEP_QUERY, SPEC, Application, build, check_end_state, points
 from .run import cli
 
 APPLY = ("apply", "spec.yaml", "--path", "store", "--auto-approve")
-
-
-class SimulatedCrash(BaseException):
-    """Not an Exception: nothing in qmspec handles it, as nothing runs after a SIGKILL."""
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +33,6 @@ def template(tmp_path_factory) -> Path:
 def project(template, tmp_path) -> Path:
     shutil.copytree(template, tmp_path, dirs_exist_ok=True)
     return tmp_path
-
-
-@pytest.fixture()
-def crash_at(monkeypatch):
-    def arm(fault: str) -> None:
-        def crash() -> None:
-            raise SimulatedCrash(fault)
-
-        monkeypatch.setenv("QMSPEC_FAULT", fault)
-        monkeypatch.setattr(journal_module, "crash", crash)
-        journal_module._fault_counts.clear()
-
-    yield arm
-    journal_module._fault_counts.clear()
 
 
 def metadata(store: Path) -> dict:

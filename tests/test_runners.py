@@ -13,34 +13,13 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from qmspec.applying import journal as journal_module
 from qmspec.planning.record import STATE_COLLECTION
 
 from . import migration
+from .crashes import SimulatedCrash, crash_at  # noqa: F401 - crash_at is a fixture
 from .run import cli
 
 POINTS = 60
-
-
-class SimulatedCrash(BaseException):
-    """Not an Exception: nothing in qmspec handles it, as nothing runs after a SIGKILL."""
-
-
-@pytest.fixture()
-def crash_at(monkeypatch):
-    def arm(fault: str | None) -> None:
-        def crash() -> None:
-            raise SimulatedCrash(fault)
-
-        if fault is None:
-            monkeypatch.delenv("QMSPEC_FAULT", raising=False)
-        else:
-            monkeypatch.setenv("QMSPEC_FAULT", fault)
-        monkeypatch.setattr(journal_module, "crash", crash)
-        journal_module._fault_counts.clear()
-
-    yield arm
-    journal_module._fault_counts.clear()
 
 
 @pytest.fixture(scope="module")
