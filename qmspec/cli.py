@@ -25,7 +25,7 @@ import click
 
 from . import __version__, workflow
 from .errors import QmspecError, redact
-from .logs import EVENT, ROOT
+from .logs import EVENT, ROOT, plain_output
 from .planning.record import STATE_COLLECTION, slug
 from .planning.spec import SCHEMA_PATH
 from .reports.render import render
@@ -196,10 +196,9 @@ def confirmer(auto_approve: bool):
 @click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain plans at a terminal too (also NO_COLOR, see no-color.org).")
 def cli(no_color):
     """Declarative embedding-model migrations for Qdrant."""
-    _colors["off"] = no_color
+    plain_output(no_color)
 
 
-_colors = {"off": False}
 STEP_COLORS = {"+": "green", "~": "yellow", "-": "red", "?": "cyan", "=": None}
 STEP_LINE = re.compile(r"^(  )([+~?=-])( .*)$")
 
@@ -207,7 +206,7 @@ STEP_LINE = re.compile(r"^(  )([+~?=-])( .*)$")
 def plan_text(plan) -> str:
     """A plan as text; at a terminal, its step symbols coloured as Terraform's are (+ create, ~ change, - delete)."""
     text = render(plan, "text")
-    if _colors["off"] or not sys.stdout.isatty():
+    if plain_output() or not sys.stdout.isatty():
         return text
 
     def coloured(line: str) -> str:

@@ -10,6 +10,7 @@ and request; WARNING for what needs a look but does not stop the command.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -34,6 +35,17 @@ class ScrubbedLogger(logging.LoggerAdapter):
 
 def logger(name: str) -> ScrubbedLogger:
     return ScrubbedLogger(logging.getLogger(name))
+
+
+_plain = {"asked": False}  # `qmspec --no-color`
+
+
+def plain_output(asked: bool | None = None) -> bool:
+    """Whether what qmspec shows at a terminal (plans, progress bars) stays uncoloured: asked on the command line
+    (`--no-color`, which sets this), or NO_COLOR in the environment (no-color.org), as a library caller has it."""
+    if asked is not None:
+        _plain["asked"] = asked
+    return _plain["asked"] or bool(os.environ.get("NO_COLOR"))
 
 
 EVENT = "qmspec_event"  # the LogRecord attribute of a structured event: {"type": ..., fields}

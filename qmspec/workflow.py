@@ -12,7 +12,6 @@ rule or stopped before the swap by a verification gate, 4 a saved plan is stale,
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shlex
@@ -513,7 +512,12 @@ class Rehearsal:
 
     @property
     def scale(self) -> float:
-        return max((live / copied for copied, live in self.sampled.values() if copied), default=1.0)
+        return _scale(self.sampled)
+
+
+def _scale(sampled: dict) -> float:
+    """How many times the live collections outgrow their sample: the largest ratio of points live to points copied."""
+    return max((live / copied for copied, live in sampled.values() if copied), default=1.0)
 
 
 SCALES_WITH_POINTS = {"copy_points", "load_files", "embed_vectors", "backfill_vector", "catch_up", "catch_up_vector", "verify",
@@ -576,10 +580,9 @@ def rehearse(spec: str | os.PathLike, *, sample: int = 1000, env=None, path=None
                 undone = _rollback(spec, rehearsal, lambda preview: True, True).done
             except QmspecError as impossible:  # a finding of the rehearsal (a plan that deletes the old collection), not its failure
                 undone = (f"not possible after this plan: {impossible}",)
-    result = Rehearsal(loaded.alias, sampled, (), applied, tuple(undone), applied.exit_code)
-    steps = tuple(RehearsedStep(number, title, kind, seconds, seconds * result.scale if kind in SCALES_WITH_POINTS else None)
+    steps = tuple(RehearsedStep(number, title, kind, seconds, seconds * _scale(sampled) if kind in SCALES_WITH_POINTS else None)
                   for number, (title, kind, seconds) in sorted(timings.finished.items()))
-    return dataclasses.replace(result, steps=steps)
+    return Rehearsal(loaded.alias, sampled, steps, applied, tuple(undone), applied.exit_code)
 
 
 class _StepTimes(logging.Handler):

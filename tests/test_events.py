@@ -105,12 +105,13 @@ def test_options_only_where_they_do_something_and_shell_completion(project):
 
 def test_plans_are_coloured_at_a_terminal_unless_no_color(project, monkeypatch):
     import qmspec
-    from qmspec import cli as command_line
+    from qmspec import cli as command_line, logs
 
     (project / "spec.yaml").write_text(migration.SPEC)
     plan = qmspec.plan(project / "spec.yaml", path=str(project / "store"), preflight=False)
     monkeypatch.setattr(command_line.sys.stdout, "isatty", lambda: True)
-    monkeypatch.setitem(command_line._colors, "off", False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setitem(logs._plain, "asked", False)
     assert "\x1b[32m\x1b[1m+\x1b[0m 1. create collection docs_v2" in command_line.plan_text(plan)
-    monkeypatch.setitem(command_line._colors, "off", True)
+    monkeypatch.setitem(logs._plain, "asked", True)
     assert "\x1b[" not in command_line.plan_text(plan)

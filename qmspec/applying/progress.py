@@ -12,15 +12,11 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..logs import event, logger
+from ..logs import event, logger, plain_output
 from ..planning.modelfacts import duration
 
 log = logger(__name__)
 _current: list = []  # the Progress of the running step: what embedding batches report to
-
-
-def colour_off() -> bool:
-    return bool(os.environ.get("NO_COLOR"))
 
 
 def _live(stream) -> bool:
@@ -44,7 +40,7 @@ class Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-            console = Console(file=self.stream, no_color=colour_off(), highlight=False)
+            console = Console(file=self.stream, no_color=plain_output(), highlight=False)
             self.bar = Bar(TextColumn("      {task.description}"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[embedded]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                            console=console, transient=False, redirect_stderr=True, redirect_stdout=False)
@@ -103,7 +99,7 @@ def phase(label: str, stream=None) -> Iterator[None]:
     if _live(stream):
         from rich.console import Console
 
-        with Console(file=stream, no_color=colour_off(), highlight=False).status(f"      {label}"):
+        with Console(file=stream, no_color=plain_output(), highlight=False).status(f"      {label}"):
             yield
         log.info(f"      {label}: {duration(time.monotonic() - started)}")
         return
