@@ -94,26 +94,17 @@ class OpenAICompatibleEmbedder:
         if self.encoding == "base64":
             body["encoding_format"] = "base64"
         tokens = sum(estimate_tokens(text) for text in texts)
-        started = time.monotonic()
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=self.backoff,
-                                     stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True,
-                                     before_sleep=lambda state: event(
-                                         log, "retry", f"      retrying {len(texts)} texts at {self.base_url} in "
-                                         f"{state.next_action.sleep:.1f}s: {state.outcome.exception()} (attempt {state.attempt_number} "
-                                         f"of {self.max_retries + 1})", call=f"embed {len(texts)} texts", attempt=state.attempt_number,
-                                         attempts=self.max_retries + 1, wait_s=round(state.next_action.sleep, 3),
-                                         reason=str(state.outcome.exception())))
+
+        def send() -> list[list[float]]:
+            log.debug(f"      {len(texts)} texts (about {tokens} tokens) to {self.base_url}")
+            return self._vectors(self._post(body), len(texts))
+
         try:
-            for attempt in retrying:
-                with attempt:
-                    self.limiter.acquire(tokens)
-                    log.debug(f"      {len(texts)} texts (about {tokens} tokens) to {self.base_url}")
-                    return self._vectors(self._post(body), len(texts))
-        except TransientError as error:
-            attempts = retrying.statistics.get("attempt_number", self.max_retries + 1)
-            raise EmbedderError(f"model {self.name!r} at {self.base_url}: {error} after {attempts} attempt(s) over "
-                                f"{time.monotonic() - started:.0f}s (timeout {self.timeout:.0f}s per request, {self.max_retries} "
-                                "retries); try again later, or raise max_retries / timeout_s") from None
+            return retried(send, f"embed {len(texts)} texts", f"{len(texts)} texts", self.base_url, self.backoff, self.max_retries,
+                           self.limiter, tokens)
+        except GaveUp as gave_up:
+            raise EmbedderError(f"model {self.name!r} at {self.base_url}: {gave_up} (timeout {self.timeout:.0f}s per request, "
+                                f"{self.max_retries} retries); try again later, or raise max_retries / timeout_s") from None
 
     def _post(self, body: dict) -> dict:
         response = post(self.client, "/embeddings", body)
@@ -173,6 +164,31 @@ def token_batches(texts: list[str], max_tokens: int, max_texts: int) -> list[lis
         current.append(text)
         used += tokens
     return batches + ([current] if current else [])
+
+
+class GaveUp(Exception):
+    """Every attempt a retry budget allowed met a transient fault: says the last, the attempts and the time spent."""
+
+
+def retried(send, call: str, what: str, base_url: str, backoff, max_retries: int, limiter, tokens: int):
+    """`send()` within the rate limits, retried on TransientError with `backoff` (which honours Retry-After), each
+    retry logged ("retrying `what` at `base_url`") as a `retry` event of `call`; GaveUp once `max_retries` are spent."""
+    started = time.monotonic()
+    retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=backoff,
+                                 stop=tenacity.stop_after_attempt(max_retries + 1), reraise=True,
+                                 before_sleep=lambda state: event(
+                                     log, "retry", f"      retrying {what + ' ' if what else ''}at {base_url} in {state.next_action.sleep:.1f}s: "
+                                     f"{state.outcome.exception()} (attempt {state.attempt_number} of {max_retries + 1})",
+                                     call=call, attempt=state.attempt_number, attempts=max_retries + 1,
+                                     wait_s=round(state.next_action.sleep, 3), reason=str(state.outcome.exception())))
+    try:
+        for attempt in retrying:
+            with attempt:
+                limiter.acquire(tokens)
+                return send()
+    except TransientError as error:
+        attempts = retrying.statistics.get("attempt_number", max_retries + 1)
+        raise GaveUp(f"{error} after {attempts} attempt(s) over {time.monotonic() - started:.0f}s") from None
 
 
 def post(client, path: str, body: dict):

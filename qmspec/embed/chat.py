@@ -12,18 +12,14 @@ import hashlib
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import tenacity
 
 from ..errors import remember_secret
-from ..logs import logger
 from ..trust import require_key_destination
 from . import EmbedderError
-from .api import RateLimiter, TransientError, _server_message, backoff, estimate_tokens, expanded, post
-
-log = logger(__name__)
+from .api import GaveUp, RateLimiter, _server_message, backoff, estimate_tokens, expanded, post, retried
 
 
 class ChatError(EmbedderError):
@@ -55,21 +51,12 @@ class ChatClient:
         """The model's answer to one user message (temperature 0: the same question, the same grade, as far as the API allows)."""
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": self.max_tokens}
         tokens = estimate_tokens(prompt) + self.max_tokens
-        started = time.monotonic()
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception_type(TransientError), wait=self.backoff,
-                                     stop=tenacity.stop_after_attempt(self.max_retries + 1), reraise=True,
-                                     before_sleep=lambda state: log.info(
-                                         f"      retrying at {self.base_url} in {state.next_action.sleep:.1f}s: {state.outcome.exception()} "
-                                         f"(attempt {state.attempt_number} of {self.max_retries + 1})"))
         try:
-            for attempt in retrying:
-                with attempt:
-                    self.limiter.acquire(tokens)
-                    return self._answer(self._post(body))
-        except TransientError as error:
-            attempts = retrying.statistics.get("attempt_number", self.max_retries + 1)
-            raise ChatError(f"{self.model!r} at {self.base_url}: {error} after {attempts} attempt(s) over {time.monotonic() - started:.0f}s; "
-                            "try again later (answers so far are cached), or raise --llm-max-retries") from None
+            return retried(lambda: self._answer(self._post(body)), f"chat completion with {self.model}", "", self.base_url,
+                           self.backoff, self.max_retries, self.limiter, tokens)
+        except GaveUp as gave_up:
+            raise ChatError(f"{self.model!r} at {self.base_url}: {gave_up}; try again later (answers so far are cached), or raise "
+                            "--llm-max-retries") from None
 
     def _post(self, body: dict) -> dict:
         self.requests += 1
